@@ -1,0 +1,62 @@
+"""Run the simulated-stream benchmarks and write JSON plus a markdown table.
+
+    python benchmarks/run_all.py [--size 1024] [--frames 300] [--out benchmarks/out]
+
+Each case is one ``fluoro bench`` run (see fluoro/bench.py for what is measured and how);
+``out/<case>.json`` holds its full report and ``out/RESULTS.md`` one row per case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fluoro.cli import main as fluoro_main
+
+CASES = [  # (scenario, pulses/s)
+    ("clean-spine", 15.0),
+    ("clean-spine", 30.0),
+    ("fusion-hardware", 30.0),
+    ("no-needle", 30.0),
+]
+
+
+def _row(report: dict) -> str:
+    lat = report.get("latency_ms", {})
+    dose = report["dose"]
+    return (f"| {report['scenario']} | {report['size'][1]}² | {report['fps_target']:g} | "
+            f"{report['throughput_fps']:.1f} | {lat.get('p50', float('nan')):.2f} | "
+            f"{lat.get('p99', float('nan')):.2f} | {report['frames_dropped_processing']} | "
+            f"{dose['pulses_emitted']} / {dose['pulses_logged']} | {report['source_fps']:.1f} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for scenario, fps in CASES:
+        path = args.out / f"{scenario}_{args.size}_{fps:g}fps.json"
+        status = fluoro_main(["bench", "--size", str(args.size), "--frames", str(args.frames),
+                              "--fps", str(fps), "--scenario", scenario, "--json", str(path)])
+        if status != 0:
+            return status
+        rows.append(_row(json.loads(path.read_text())))
+    table = "\n".join([
+        "| scenario | size | pulses/s | throughput fps | latency p50 ms | latency p99 ms | "
+        "dropped | pulses emitted / logged | source fps |",
+        "|---|---|---|---|---|---|---|---|---|",
+        *rows,
+    ])
+    (args.out / "RESULTS.md").write_text(table + "\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,7 @@
+"""``python -m fluoro`` is the ``fluoro`` command."""
+
+import sys
+
+from fluoro.cli import main
+
+sys.exit(main())

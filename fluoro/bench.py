@@ -1,0 +1,212 @@
+"""``fluoro bench``: stream frames through the pipeline and measure it (JSON of DESIGN.md).
+
+The frames are read from the source *before* the clock starts (pre-rendered), so the source is
+never what is measured. Two passes over the same frames:
+
+1. **capacity**: frames handed over as fast as the pipeline takes them, the queue blocking
+   instead of dropping -> ``throughput_fps`` (frames / wall time, first hand-off to last result);
+2. **paced**: frames handed over at ``fps`` (one pulse interval apart, as a C-arm delivers them),
+   the queue dropping oldest as in live use -> ``latency_ms``, ``stages_ms``,
+   ``frames_dropped_processing`` and the ``dose`` section.
+
+Sections are present only when measured (DESIGN.md): nothing is filled with placeholders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from fluoro.dose import DoseAccumulator, MemoryDoseLog
+from fluoro.frame import EndOfStream, Frame, FrameSource, SourceInfo, now_ns
+from fluoro.pipeline import Pipeline, Stage
+from fluoro.preview import save_png
+
+PROGRESS = Callable[[int, int, str], None]  # (done, total, label)
+
+
+@dataclass(frozen=True, slots=True)
+class BenchConfig:
+    source_url: str
+    frames: int
+    fps: float
+    scenario: str | None = None
+    json_path: Path | None = None
+    save_frames_dir: Path | None = None
+
+
+class PrerenderedSource:
+    """Replays frames held in memory; paced at ``fps`` or as fast as the reader takes them.
+
+    Each frame is re-stamped with the host clock at hand-off, so latency is measured from the
+    moment the pipeline receives the frame.
+    """
+
+    def __init__(self, frames: Sequence[Frame], info: SourceInfo, fps: float | None) -> None:
+        self.frames = frames
+        self.info = info
+        self.fps = fps
+        self._next = 0
+        self._t0_ns: int | None = None
+
+    def read(self, timeout_s: float = 0.1) -> Frame | None:
+        if self._next >= len(self.frames):
+            raise EndOfStream
+        if self.fps:
+            if self._t0_ns is None:
+                self._t0_ns = now_ns()
+            due_ns = self._t0_ns + int(self._next * 1e9 / self.fps)
+            wait_s = (due_ns - now_ns()) * 1e-9
+            if wait_s > timeout_s:
+                time.sleep(timeout_s)
+                return None
+            if wait_s > 0:
+                time.sleep(wait_s)
+        frame = replace(self.frames[self._next], t_host_ns=now_ns())
+        self._next += 1
+        return frame
+
+    def close(self) -> None:
+        pass
+
+
+def prerender(source: FrameSource, count: int, progress: PROGRESS | None = None) -> tuple[list[Frame], float]:
+    """Read up to ``count`` frames from ``source``; returns them and the source's frames/s."""
+    frames: list[Frame] = []
+    t0 = time.perf_counter()
+    try:
+        while len(frames) < count:
+            try:
+                frame = source.read(1.0)
+            except EndOfStream:
+                break
+            if frame is not None:
+                frames.append(frame)
+                if progress:
+                    progress(len(frames), count, "rendering frames")
+    finally:
+        source.close()
+    elapsed_s = time.perf_counter() - t0
+    return frames, (len(frames) / elapsed_s if elapsed_s > 0 else float("inf"))
+
+
+def _run_pass(frames: Sequence[Frame], info: SourceInfo, stages: Sequence[Stage], fps: float | None,
+              drop_when_full: bool, label: str, progress: PROGRESS | None) -> tuple[Pipeline, float]:
+    pipe = Pipeline(PrerenderedSource(frames, info, fps), stages, DoseAccumulator(MemoryDoseLog()),
+                    drop_when_full=drop_when_full)
+    pipe.warm_up()
+    t0 = time.perf_counter()
+    pipe.start()
+    while not pipe.join(0.2):
+        if progress:
+            progress(pipe.stats().frames_received, len(frames), label)
+    elapsed_s = time.perf_counter() - t0
+    if progress:
+        progress(len(frames), len(frames), label)
+    return pipe, elapsed_s
+
+
+def _pct(summary: dict[str, float], keys: Sequence[str]) -> dict[str, float]:
+    return {k: round(summary[k], 4) for k in keys}
+
+
+def _dose_section(frames: Sequence[Frame], pipe: Pipeline) -> dict[str, Any]:
+    totals = pipe.stats().dose
+    sink = pipe.dose.sink
+    assert isinstance(sink, MemoryDoseLog)
+    seqs = [f.seq for f in frames]
+    lost = sum(max(0, b - a - 1) for a, b in zip(seqs, seqs[1:], strict=False))
+    emitted = sum(1 for f in frames if f.beam_on) + lost
+    section: dict[str, Any] = {
+        "pulses_emitted": emitted,
+        "pulses_logged": len(sink.pulses) + sum(g.count for g in sink.gaps),
+        "pulses_missing_estimated": totals.missing_pulses,
+        "irradiation_events": totals.events,
+        "kar_mgy": round(totals.kar_mgy, 6),
+        "dap_gycm2": round(totals.dap_gycm2, 6),
+        "fluoro_time_s": round(totals.fluoro_time_s, 3),
+    }
+    truths = [f.truth for f in frames if f.truth is not None]
+    if truths and len(truths) == len(frames):
+        section["kar_truth_mgy"] = round(sum(t.kar_mgy for t in truths), 6)
+        section["dap_truth_gycm2"] = round(sum(t.dap_gycm2 for t in truths), 6)
+    return section
+
+
+def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[], list[Stage]],
+              progress: PROGRESS | None = None) -> dict[str, Any]:
+    """Run both passes and return the benchmark report (DESIGN.md "Benchmark JSON")."""
+    info = source.info
+    frames, source_fps = prerender(source, cfg.frames, progress)
+    if not frames:
+        raise ValueError(f"{cfg.source_url}: the source gave no frames")
+    if cfg.save_frames_dir is not None:
+        save_frames(frames, cfg.save_frames_dir, cfg.scenario or "source")
+
+    capacity, capacity_s = _run_pass(frames, info, stages_factory(), None, False,
+                                     "capacity pass", progress)
+    paced, _ = _run_pass(frames, info, stages_factory(), cfg.fps, True,
+                         f"paced pass at {cfg.fps:g}/s", progress)
+    stats = paced.stats()
+    h, w = frames[0].shape
+    report: dict[str, Any] = {
+        "source": cfg.source_url,
+        "scenario": cfg.scenario,
+        "size": [h, w],
+        "frames": len(frames),
+        "fps_target": cfg.fps,
+        "throughput_fps": round(capacity.stats().frames_processed / capacity_s, 2),
+        "source_fps": round(source_fps, 2),
+    }
+    if stats.latency_ms is not None:
+        report["latency_ms"] = _pct(stats.latency_ms, ("p50", "p95", "p99", "max"))
+    report["stages_ms"] = {name: _pct(s, ("p50", "p99")) for name, s in stats.stages_ms.items()}
+    report["frames_dropped_processing"] = stats.frames_dropped
+    report["dose"] = _dose_section(frames, paced)
+    report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                         "platform": platform.platform()}
+    for name, pipe in (("capacity", capacity), ("paced", paced)):
+        if pipe.stats().error:
+            report.setdefault("errors", {})[name] = pipe.stats().error
+    if cfg.json_path is not None:
+        cfg.json_path.parent.mkdir(parents=True, exist_ok=True)
+        cfg.json_path.write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def save_frames(frames: Sequence[Frame], directory: Path, label: str) -> list[Path]:
+    """Save the last frame (and, when known, its noise-free truth) as PNG pictures."""
+    last = next((f for f in reversed(frames) if f.beam_on), frames[-1])
+    paths = [save_png(last.pixels, directory / f"{label}_frame{last.seq:05d}.png")]
+    if last.truth is not None and last.truth.clean is not None:
+        paths.append(save_png(last.truth.clean, directory / f"{label}_frame{last.seq:05d}_clean.png"))
+    return paths
+
+
+def summary_lines(report: dict[str, Any]) -> list[str]:
+    """A human-readable digest of a report, one fact a line."""
+    lines = [f"source {report['source']}  {report['size'][1]}x{report['size'][0]}  "
+             f"{report['frames']} frames  target {report['fps_target']:g} pulses/s",
+             f"throughput {report['throughput_fps']:.1f} frames/s (capacity pass); "
+             f"source rendered at {report['source_fps']:.1f} frames/s"]
+    if "latency_ms" in report:
+        lat = report["latency_ms"]
+        lines.append(f"latency ms  p50 {lat['p50']:.2f}  p95 {lat['p95']:.2f}  "
+                     f"p99 {lat['p99']:.2f}  max {lat['max']:.2f}")
+    for name, s in report["stages_ms"].items():
+        lines.append(f"stage {name:<12} p50 {s['p50']:.3f} ms  p99 {s['p99']:.3f} ms")
+    lines.append(f"frames dropped by processing: {report['frames_dropped_processing']}")
+    dose = report["dose"]
+    truth = ""
+    if "kar_truth_mgy" in dose:
+        truth = f" (truth {dose['kar_truth_mgy']:.4f} mGy, {dose['dap_truth_gycm2']:.5f} Gy·cm²)"
+    lines.append(f"dose: pulses emitted {dose['pulses_emitted']}, logged {dose['pulses_logged']}; "
+                 f"Ka,r {dose['kar_mgy']:.4f} mGy, DAP {dose['dap_gycm2']:.5f} Gy·cm²{truth}; "
+                 f"fluoro time {dose['fluoro_time_s']:.1f} s")
+    return lines

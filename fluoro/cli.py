@@ -1,0 +1,221 @@
+"""The ``fluoro`` command line: the composition root.
+
+This is the one module of ``fluoro/`` that may import ``drivers`` (sources) and ``ui`` (windows),
+and it does so inside the command functions, so ``fluoro bench`` never loads Qt.
+
+Exit status: 0 success, 1 a failure during the run, 2 bad input (one line on stderr naming the
+input and what was expected; never a traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from fluoro import __version__
+from fluoro.errors import InputError
+
+DEFAULT_SOURCE = "sim://spine"
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one line, not usage plus a message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of frames") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a frame count of at least 1")
+    return value
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number greater than 0")
+    return value
+
+
+def _size(text: str) -> int:
+    value = _count(text)
+    if not 64 <= value <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected an image size from 64 to 4096 pixels")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="fluoro", description="Real-time fluoroscopy guidance and dose monitor.")
+    parser.add_argument("--version", action="version", version=f"fluoro {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = sub.add_parser("run", help="live guidance on a source (default: the simulated C-arm)",
+                         description="Live guidance: frames through the pipeline, dose accounted "
+                                     "for every pulse. Runs until the source ends, a bound is "
+                                     "reached or Ctrl-C.")
+    run.add_argument("--source", default=DEFAULT_SOURCE, metavar="URL",
+                     help=f"frame source URL (default {DEFAULT_SOURCE})")
+    run.add_argument("--headless", action="store_true",
+                     help="no window: a live status line and a summary (automatic without a display)")
+    run.add_argument("--frames", type=_count, metavar="N", help="stop after N frames")
+    run.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds")
+    run.set_defaults(func=cmd_run)
+
+    bench = sub.add_parser("bench", help="measure the pipeline on a simulated or recorded stream",
+                           description="Pre-render frames, then measure throughput (capacity "
+                                       "pass) and latency, drops and dose (paced pass).")
+    bench.add_argument("--source", default=DEFAULT_SOURCE, metavar="URL",
+                       help=f"frame source URL (default {DEFAULT_SOURCE})")
+    bench.add_argument("--size", type=_size, metavar="N",
+                       help="image size for sim:// sources (default 1024)")
+    bench.add_argument("--frames", type=_count, default=300, metavar="N", help="frames (default 300)")
+    bench.add_argument("--fps", type=_positive, default=15.0, metavar="F",
+                       help="pulse rate of the paced pass, pulses/s (default 15)")
+    bench.add_argument("--quanta", type=_positive, metavar="Q",
+                       help="quanta per pixel for sim:// sources (default 50)")
+    bench.add_argument("--scenario", metavar="NAME",
+                       help="sim:// scenario: clean-spine (default), fusion-hardware, no-needle")
+    bench.add_argument("--seed", type=int, metavar="S", help="sim:// random seed (default 1)")
+    bench.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON here")
+    bench.add_argument("--save-frames", type=Path, metavar="DIR",
+                       help="save a picture of the last frame (and its noise-free truth) here")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def has_display() -> bool:
+    """True when a window could be shown (an X11 or Wayland display, or a non-Linux desktop)."""
+    if os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal")):
+        return False
+    if sys.platform.startswith("linux"):
+        return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+    return True
+
+
+def _say(message: str) -> None:
+    print(f"fluoro: {message}", file=sys.stderr, flush=True)
+
+
+def _open(url: str) -> Any:
+    from drivers import open_source
+
+    _say(f"opening {url} (compiling kernels on first use) ...")
+    return open_source(url)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from fluoro.dose import DoseAccumulator
+    from fluoro.headless import run_headless, summary_text
+    from fluoro.pipeline import Pipeline
+
+    source = _open(args.source)
+    if not args.headless:
+        if has_display():
+            _say("the live window is not built yet; running headless")
+        else:
+            _say("no display found; running headless")
+    pipe = Pipeline(source, dose=DoseAccumulator(), max_frames=args.frames)
+    _say("compiling kernels ...")
+    pipe.warm_up()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        stats, wall_s = run_headless(pipe, seconds=args.seconds, stop=stop)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print(summary_text(source.info.url, stats, wall_s), flush=True)
+    if stats.error:
+        _say(stats.error)
+        return EXIT_FAILED
+    return 0
+
+
+def with_query(url: str, **params: object) -> str:
+    """``url`` with the given query parameters set (others kept, ``None`` values skipped)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.update({k: str(v) for k, v in params.items() if v is not None})
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from fluoro.bench import BenchConfig, run_bench, summary_lines
+    from fluoro.console import Progress
+
+    url = args.source
+    if url.startswith("sim:"):
+        url = with_query(url, size=args.size or 1024, fps=args.fps, quanta=args.quanta or 50,
+                         scenario=args.scenario, seed=args.seed, realtime=0, frames=args.frames,
+                         clean=1 if args.save_frames else 0)
+        scenario = args.scenario or dict(parse_qsl(urlsplit(url).query)).get("scenario", "clean-spine")
+    else:
+        given = [f"--{n}" for n in ("size", "scenario", "seed") if getattr(args, n) is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: only for sim:// sources, not {url!r}")
+        if args.quanta is not None:
+            raise InputError(f"--quanta on {url!r}: adding noise to a recorded stream is not "
+                             "built yet; use a sim:// source")
+        scenario = None
+    bars: dict[str, Progress] = {}
+
+    def progress(done: int, total: int, label: str) -> None:
+        if label not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars.clear()
+            bars[label] = Progress(total, label)
+        bars[label].update(done)
+
+    source = _open(url)
+    cfg = BenchConfig(url, args.frames, args.fps, scenario, args.json, args.save_frames)
+    from fluoro.pipeline import PassThrough
+
+    report = run_bench(cfg, source, lambda: [PassThrough()], progress)
+    for bar in bars.values():
+        bar.close()
+    print("\n".join(summary_lines(report)), flush=True)
+    if args.json:
+        _say(f"report written to {args.json}")
+    return EXIT_FAILED if report.get("errors") else 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except InputError as exc:
+        _say(str(exc))
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        _say("interrupted")
+        return 130
+    except OSError as exc:
+        _say(f"{exc.filename or ''}: {exc.strerror or exc}".lstrip(": "))
+        return EXIT_FAILED
+    except Exception as exc:  # a bug: one line, the traceback only on request
+        if os.environ.get("FLUORO_DEBUG"):
+            raise
+        _say(f"internal error: {type(exc).__name__}: {exc} (set FLUORO_DEBUG=1 for the traceback)")
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

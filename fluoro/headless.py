@@ -1,0 +1,99 @@
+"""Headless live session: a status line while the pipeline runs, a summary when it ends."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import TextIO
+
+from fluoro.console import LiveLine
+from fluoro.pipeline import Pipeline, PipelineStats
+
+NO_SIGNAL_AFTER_S = 1.0
+STATUS_INTERVAL_S = 0.25
+
+
+def format_minutes(seconds: float) -> str:
+    """``m:ss`` as dose displays show fluoroscopy time."""
+    whole = int(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
+
+
+def signal_state(stats: PipelineStats) -> str:
+    """BEAM ON, BEAM OFF (last-image hold), NO SIGNAL (source silent while the beam was on),
+    ENDED."""
+    if stats.source_ended:
+        return "ENDED"
+    if stats.seconds_since_frame is None:
+        return "WAITING"
+    if not stats.dose.beam_on:
+        return "BEAM OFF (LIH)"
+    if stats.seconds_since_frame > NO_SIGNAL_AFTER_S:
+        return "NO SIGNAL"
+    return "BEAM ON"
+
+
+def status_text(stats: PipelineStats) -> str:
+    d = stats.dose
+    lat = stats.latency_ms
+    latency = f"lat p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} ms" if lat else "lat -"
+    text = (f"{signal_state(stats):<14} frames {stats.frames_received:>6}  "
+            f"{stats.fps_in:5.1f} fps  {latency}  dropped {stats.frames_dropped}  "
+            f"Ka,r {d.kar_mgy:8.3f} mGy  {d.akr_mgy_min:6.2f} mGy/min  "
+            f"DAP {d.dap_gycm2:8.4f} Gy·cm²  fluoro {format_minutes(d.fluoro_time_s)}")
+    if d.missing_pulses:
+        text += f"  MISSING {d.missing_pulses} pulses"
+    if d.log_error:
+        text += "  DOSE LOG FAILED"
+    return text
+
+
+def summary_text(url: str, stats: PipelineStats, wall_s: float) -> str:
+    d = stats.dose
+    lat = stats.latency_ms
+    rows = [
+        ("source", url),
+        ("frames", f"{stats.frames_received} frames received, {stats.frames_processed} processed, "
+                   f"{stats.frames_dropped} dropped by processing, {stats.frames_failed} failed"),
+        ("pulses", f"{d.pulses} pulses in {d.events} irradiation events, "
+                   f"{d.missing_pulses} missing (dose estimated)"),
+        ("rate", f"{stats.frames_received / wall_s if wall_s > 0 else 0:.1f} frames/s over {wall_s:.1f} s"),
+        ("latency", f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms"
+                    if lat else "no frame processed"),
+        ("dose", f"Ka,r {d.kar_mgy:.4f} mGy  DAP {d.dap_gycm2:.5f} Gy·cm²  fluoro time "
+                 f"{d.fluoro_time_s:.1f} s ({d.fluoro_time_s / 60:.1f} min)"),
+    ]
+    if d.log_error:
+        rows.append(("DOSE LOG", f"FAILED: {d.log_error}"))
+    if stats.error:
+        rows.append(("error", stats.error))
+    return "fluoro run summary\n" + "\n".join(f"  {k:<9} {v}" for k, v in rows)
+
+
+def run_headless(pipe: Pipeline, seconds: float | None = None, stream: TextIO | None = None,
+                 stop: threading.Event | None = None) -> tuple[PipelineStats, float]:
+    """Start ``pipe`` and show its status until it ends, ``seconds`` pass or ``stop`` is set.
+
+    Ctrl-C stops the pipeline cleanly (dose already accounted for); the caller prints the
+    summary. Returns the final statistics and the wall time in seconds.
+    """
+    line = LiveLine(stream if stream is not None else sys.stderr)
+    t0 = time.monotonic()
+    pipe.start()
+    try:
+        while pipe.running:
+            if seconds is not None and time.monotonic() - t0 >= seconds:
+                break
+            if stop is not None and stop.is_set():
+                break
+            line.show(status_text(pipe.stats()))
+            pipe.join(STATUS_INTERVAL_S)
+    except KeyboardInterrupt:
+        line.done("interrupted: stopping")
+    finally:
+        pipe.stop()
+    wall_s = time.monotonic() - t0
+    stats = pipe.stats()
+    line.done(status_text(stats))
+    return stats, wall_s

@@ -1,0 +1,58 @@
+"""Test set-up shared by every layer's tests."""
+
+import os
+from pathlib import Path
+
+# Qt must never look for a screen in tests; set before any QApplication exists.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import pytest  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """``../shared/data`` (real third-party files); skips when this checkout has none."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"{SHARED_DATA} is absent: the real third-party data lives beside the repo")
+    return SHARED_DATA
+
+
+def make_exposure(beam_on: bool = True, **overrides: object):
+    """A typical lumbar pulsed-fluoro technique (80 kVp, 8 mA, 8 ms, 0.1 mm Cu, 15 pulses/s)."""
+    from fluoro.frame import Exposure
+
+    values = dict(beam_on=beam_on, kvp=80.0, ma=8.0, pulse_ms=8.0, sid_mm=1000.0, sirp_mm=470.0,
+                  field_area_cm2=300.0, filter_mm_cu=0.1, pulse_rate_hz=15.0)
+    values.update(overrides)
+    return Exposure(**values)
+
+
+def make_frames(beam: str, size: int = 32, fps: float = 15.0, seq0: int = 0):
+    """Frames from a beam pattern: ``"1"`` a pulse, ``"0"`` a beam-off frame, ``"x"`` a pulse lost
+    in transmission (its seq number is skipped). E.g. ``"1111011x11"``."""
+    import numpy as np
+
+    from fluoro.frame import Frame, now_ns
+
+    frames = []
+    for i, c in enumerate(beam):
+        if c == "x":
+            continue
+        pixels = np.full((size, size), 1000 + i, dtype=np.uint16)
+        pixels.flags.writeable = False
+        frames.append(Frame(pixels, seq0 + i, i / fps, now_ns(), (0.25, 0.25),
+                            make_exposure(beam_on=c == "1", pulse_rate_hz=fps)))
+    return frames
+
+
+@pytest.fixture
+def frames_factory():
+    return make_frames
+
+
+@pytest.fixture
+def exposure_factory():
+    return make_exposure
