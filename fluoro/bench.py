@@ -20,6 +20,7 @@ import platform
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,8 @@ class PrerenderedSource:
         pass
 
 
-def prerender(source: FrameSource, count: int, progress: PROGRESS | None = None) -> tuple[list[Frame], float]:
+def prerender(source: FrameSource, count: int,
+              progress: PROGRESS | None = None) -> tuple[list[Frame], float]:
     """Read up to ``count`` frames from ``source``; returns them and the source's frames/s."""
     frames: list[Frame] = []
     t0 = time.perf_counter()
@@ -96,8 +98,9 @@ def prerender(source: FrameSource, count: int, progress: PROGRESS | None = None)
     return frames, (len(frames) / elapsed_s if elapsed_s > 0 else float("inf"))
 
 
-def _run_pass(frames: Sequence[Frame], info: SourceInfo, stages: Sequence[Stage], fps: float | None,
-              drop_when_full: bool, label: str, progress: PROGRESS | None) -> tuple[Pipeline, float]:
+def _run_pass(frames: Sequence[Frame], info: SourceInfo, stages: Sequence[Stage],
+              fps: float | None, drop_when_full: bool, label: str,
+              progress: PROGRESS | None) -> tuple[Pipeline, float]:
     pipe = Pipeline(PrerenderedSource(frames, info, fps), stages, DoseAccumulator(MemoryDoseLog()),
                     drop_when_full=drop_when_full)
     pipe.warm_up()
@@ -121,7 +124,7 @@ def _dose_section(frames: Sequence[Frame], pipe: Pipeline) -> dict[str, Any]:
     sink = pipe.dose.sink
     assert isinstance(sink, MemoryDoseLog)
     seqs = [f.seq for f in frames]
-    lost = sum(max(0, b - a - 1) for a, b in zip(seqs, seqs[1:], strict=False))
+    lost = sum(max(0, b - a - 1) for a, b in pairwise(seqs))
     emitted = sum(1 for f in frames if f.beam_on) + lost
     section: dict[str, Any] = {
         "pulses_emitted": emitted,
@@ -185,7 +188,8 @@ def save_frames(frames: Sequence[Frame], directory: Path, label: str) -> list[Pa
     last = next((f for f in reversed(frames) if f.beam_on), frames[-1])
     paths = [save_png(last.pixels, directory / f"{label}_frame{last.seq:05d}.png")]
     if last.truth is not None and last.truth.clean is not None:
-        paths.append(save_png(last.truth.clean, directory / f"{label}_frame{last.seq:05d}_clean.png"))
+        clean_path = directory / f"{label}_frame{last.seq:05d}_clean.png"
+        paths.append(save_png(last.truth.clean, clean_path))
     return paths
 
 

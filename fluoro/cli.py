@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--source", default=DEFAULT_SOURCE, metavar="URL",
                      help=f"frame source URL (default {DEFAULT_SOURCE})")
     run.add_argument("--headless", action="store_true",
-                     help="no window: a live status line and a summary (automatic without a display)")
+                     help="no window: a live status line and a summary "
+                          "(automatic without a display)")
     run.add_argument("--frames", type=_count, metavar="N", help="stop after N frames")
     run.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds")
     run.set_defaults(func=cmd_run)
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"frame source URL (default {DEFAULT_SOURCE})")
     bench.add_argument("--size", type=_size, metavar="N",
                        help="image size for sim:// sources (default 1024)")
-    bench.add_argument("--frames", type=_count, default=300, metavar="N", help="frames (default 300)")
+    bench.add_argument("--frames", type=_count, default=300, metavar="N",
+                       help="frames (default 300)")
     bench.add_argument("--fps", type=_positive, default=15.0, metavar="F",
                        help="pulse rate of the paced pass, pulses/s (default 15)")
     bench.add_argument("--quanta", type=_positive, metavar="Q",
@@ -111,13 +113,15 @@ def has_display() -> bool:
 
 
 def _say(message: str) -> None:
-    print(f"fluoro: {message}", file=sys.stderr, flush=True)
+    from fluoro.console import notice
+
+    notice(message)
 
 
 def _open(url: str) -> Any:
+    """Open a source; a driver validates its URL before any slow start-up (and says so)."""
     from drivers import open_source
 
-    _say(f"opening {url} (compiling kernels on first use) ...")
     return open_source(url)
 
 
@@ -165,7 +169,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         url = with_query(url, size=args.size or 1024, fps=args.fps, quanta=args.quanta or 50,
                          scenario=args.scenario, seed=args.seed, realtime=0, frames=args.frames,
                          clean=1 if args.save_frames else 0)
-        scenario = args.scenario or dict(parse_qsl(urlsplit(url).query)).get("scenario", "clean-spine")
+        query = dict(parse_qsl(urlsplit(url).query))
+        scenario = query.get("scenario", "clean-spine")
     else:
         given = [f"--{n}" for n in ("size", "scenario", "seed") if getattr(args, n) is not None]
         if given:

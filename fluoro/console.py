@@ -70,3 +70,10 @@ class Progress:
         elapsed_s = max(1e-9, time.monotonic() - self._t0)
         return (f"{self.label} [{'#' * filled}{'.' * (width - filled)}] "
                 f"{self.count}/{self.total}  {self.count / elapsed_s:.0f}/s")
+
+
+def notice(text: str, stream: TextIO | None = None) -> None:
+    """One informational line on stderr, ``fluoro: text`` (e.g. "compiling kernels ...")."""
+    out = stream if stream is not None else sys.stderr
+    out.write(f"fluoro: {text}\n")
+    out.flush()

@@ -58,7 +58,7 @@ def summary_text(url: str, stats: PipelineStats, wall_s: float) -> str:
                    f"{stats.frames_dropped} dropped by processing, {stats.frames_failed} failed"),
         ("pulses", f"{d.pulses} pulses in {d.events} irradiation events, "
                    f"{d.missing_pulses} missing (dose estimated)"),
-        ("rate", f"{stats.frames_received / wall_s if wall_s > 0 else 0:.1f} frames/s over {wall_s:.1f} s"),
+        ("rate", f"{stats.frames_received / max(wall_s, 1e-9):.1f} frames/s over {wall_s:.1f} s"),
         ("latency", f"p50 {lat['p50']:.2f} ms, p99 {lat['p99']:.2f} ms, max {lat['max']:.2f} ms"
                     if lat else "no frame processed"),
         ("dose", f"Ka,r {d.kar_mgy:.4f} mGy  DAP {d.dap_gycm2:.5f} Gy·cm²  fluoro time "

@@ -8,16 +8,19 @@ import cv2
 import numpy as np
 
 
-def display_window(pixels: np.ndarray, low_pct: float = 0.5, high_pct: float = 99.5) -> tuple[float, float]:
+def display_window(pixels: np.ndarray, low_pct: float = 0.5,
+                   high_pct: float = 99.5) -> tuple[float, float]:
     """A fixed (low, high) grey window from percentiles of the exposed area of one frame.
 
-    Pixels at or below 2 % of the maximum (collimator blades, dark offset) are left out, so the
-    window follows the anatomy, not the shutters.
+    Pixels below 30 % of the median of the non-zero pixels (collimator blades, dark offset) are
+    left out, so the window follows the anatomy, not the shutters.
     """
-    values = pixels[pixels > 0.02 * float(pixels.max())] if pixels.size else pixels
-    if values.size == 0:
+    values = np.asarray(pixels, dtype=np.float32)
+    positive = values[values > 0]
+    if positive.size == 0:
         return 0.0, 1.0
-    low, high = np.percentile(values, (low_pct, high_pct))
+    in_field = positive[positive > 0.3 * float(np.median(positive))]
+    low, high = np.percentile(in_field if in_field.size else positive, (low_pct, high_pct))
     return float(low), float(max(high, low + 1.0))
 
 
@@ -28,7 +31,8 @@ def to_u8(pixels: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return np.clip(scaled, 0, 255).astype(np.uint8)
 
 
-def save_png(pixels: np.ndarray, path: str | Path, window: tuple[float, float] | None = None) -> Path:
+def save_png(pixels: np.ndarray, path: str | Path,
+             window: tuple[float, float] | None = None) -> Path:
     """Write ``pixels`` (H×W, any numeric type) as an 8-bit grey PNG; returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -79,7 +79,7 @@ def test_slow_processing_drops_frames_but_never_dose():
 def test_beam_off_gives_last_image_hold_and_resets_temporal_state():
     stage = SleepyStage(0.0)
     frames = make_frames("1110111")
-    pipe, _ = _run(frames, [stage], fps=20.0)
+    _run(frames, [stage], fps=20.0)
     assert stage.seen == [0, 1, 2, 4, 5, 6]  # the beam-off frame is not processed
     assert stage.resets >= 2  # first frame (new size) and the beam-off frame
 
