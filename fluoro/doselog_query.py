@@ -1,0 +1,200 @@
+"""Reading the dose log back: procedure summaries, pulses, events, alarms, patient history.
+
+Totals are always *recomputed from the pulse and gap rows* (not taken from the procedure-end row),
+summed in the order the rows were written, so that for an intact log they equal the
+accumulator's running totals to the last bit; the totals the pipeline reported at the end are
+kept beside them (``ProcedureSummary.reported``) for comparison. A procedure without an end row
+(the process was killed, the machine lost power) is listed as incomplete with every pulse that
+was committed.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from fluoro.dose import DoseGap, DoseTotals, PulseDose
+from fluoro.doselog_records import (
+    Acknowledgement,
+    AlarmRecord,
+    IrradiationEvent,
+    NoteRecord,
+    PatientHistory,
+    ProcedureInfo,
+    ProcedureSummary,
+)
+from fluoro.doselog_store import (
+    ACK,
+    ALARM,
+    EVENT,
+    GAP,
+    NOTE,
+    PROCEDURE_END,
+    PROCEDURE_START,
+    PULSE,
+    parse_utc,
+    utc_now,
+)
+from fluoro.frame import Exposure
+
+
+@dataclass(slots=True)
+class _Sums:
+    pulses: int = 0
+    missing_pulses: int = 0
+    measured_pulses: int = 0
+    events: int = 0
+    alarms: int = 0
+    fluoro_time_s: float = 0.0
+    kar_mgy: float = 0.0
+    dap_gycm2: float = 0.0
+    uids: list[str] = field(default_factory=list)
+
+
+def _data(payload: str) -> dict[str, Any]:
+    return json.loads(payload)["data"]
+
+
+def pulse_from_data(data: dict[str, Any]) -> PulseDose:
+    values = {f.name: data[f.name] for f in fields(PulseDose)}
+    values["exposure"] = Exposure(**data["exposure"])
+    return PulseDose(**values)
+
+
+def gap_from_data(data: dict[str, Any]) -> DoseGap:
+    return DoseGap(**{f.name: data[f.name] for f in fields(DoseGap)})
+
+
+def pulses(conn: sqlite3.Connection, uid: str) -> list[PulseDose]:
+    rows = conn.execute("SELECT payload FROM ledger WHERE procedure_uid = ? AND kind = ? "
+                        "ORDER BY id", (uid, PULSE))
+    return [pulse_from_data(_data(payload)) for (payload,) in rows]
+
+
+def gaps(conn: sqlite3.Connection, uid: str) -> list[DoseGap]:
+    rows = conn.execute("SELECT payload FROM ledger WHERE procedure_uid = ? AND kind = ? "
+                        "ORDER BY id", (uid, GAP))
+    return [gap_from_data(_data(payload)) for (payload,) in rows]
+
+
+def events(conn: sqlite3.Connection, uid: str) -> list[IrradiationEvent]:
+    sums = {event: (n, kar, dap, beam, end) for event, n, kar, dap, beam, end in conn.execute(
+        "SELECT event, count(*), total(kar_mgy), total(dap_gycm2), total(beam_time_s), max(t_s) "
+        "FROM ledger WHERE procedure_uid = ? AND kind = ? GROUP BY event", (uid, PULSE))}
+    result = []
+    for (payload,) in conn.execute("SELECT payload FROM ledger WHERE procedure_uid = ? AND "
+                                   "kind = ? ORDER BY id", (uid, EVENT)):
+        d = _data(payload)
+        n, kar, dap, beam, end = sums.get(d["event"], (0, 0.0, 0.0, 0.0, d["start_t_s"]))
+        result.append(IrradiationEvent(d["event"], d["start_t_s"], d["first_seq"],
+                                       Exposure(**d["technique"]), n, kar, dap, beam, end))
+    return result
+
+
+def alarms(conn: sqlite3.Connection, uid: str) -> list[AlarmRecord]:
+    found: dict[int, AlarmRecord] = {}
+    acks: dict[int, list[Acknowledgement]] = {}
+    for row_id, kind, puid, wall, payload in conn.execute(
+            "SELECT id, kind, procedure_uid, wall_time_utc, payload FROM ledger "
+            "WHERE kind IN (?, ?) AND alarm_key IN "
+            "(SELECT alarm_key FROM ledger WHERE procedure_uid = ? AND kind = ?) ORDER BY id",
+            (ALARM, ACK, uid, ALARM)):
+        d = _data(payload)
+        if kind == ALARM and puid == uid:
+            found[row_id] = AlarmRecord(row_id, d["key"], d["quantity"], d["threshold"],
+                                        d["value"], d["t_s"], d["message"], parse_utc(wall))
+        elif kind == ACK and d["alarm_row"] in found:
+            acks.setdefault(d["alarm_row"], []).append(Acknowledgement(d["user"],
+                                                                        parse_utc(wall)))
+    return [AlarmRecord(**{**{f.name: getattr(a, f.name) for f in fields(AlarmRecord)},
+                           "acks": tuple(acks.get(row_id, ()))})
+            for row_id, a in found.items()]
+
+
+def notes(conn: sqlite3.Connection, uid: str | None) -> list[NoteRecord]:
+    rows = conn.execute("SELECT wall_time_utc, payload FROM ledger WHERE kind = ? AND "
+                        "procedure_uid IS ? ORDER BY id", (NOTE, uid))
+    return [NoteRecord(d["text"], d["author"], parse_utc(wall))
+            for wall, d in ((wall, _data(payload)) for wall, payload in rows)]
+
+
+def _sums(conn: sqlite3.Connection, uid: str | None = None) -> dict[str, _Sums]:
+    """Per-procedure totals, summed in row order (the order the accumulator added them)."""
+    where, args = ("procedure_uid = ? AND ", (uid,)) if uid is not None else ("", ())
+    result: dict[str, _Sums] = {}
+    for puid, kind, missing, measured, beam, kar, dap in conn.execute(
+            "SELECT procedure_uid, kind, missing_pulses, measured, beam_time_s, kar_mgy, "
+            f"dap_gycm2 FROM ledger WHERE {where}kind IN (?, ?, ?, ?) ORDER BY id",
+            (*args, PULSE, GAP, EVENT, ALARM)):
+        s = result.setdefault(puid, _Sums())
+        if kind == EVENT:
+            s.events += 1
+        elif kind == ALARM:
+            s.alarms += 1
+        else:
+            s.pulses += kind == PULSE
+            s.missing_pulses += missing or 0
+            s.measured_pulses += measured or 0
+            s.fluoro_time_s += beam
+            s.kar_mgy += kar
+            s.dap_gycm2 += dap
+    return result
+
+
+def procedures(conn: sqlite3.Connection, uid: str | None = None,
+               patient_key: str | None = None) -> list[ProcedureSummary]:
+    """Summaries in the order the procedures started (optionally one uid or one patient)."""
+    where, args = "kind = ?", [PROCEDURE_START]
+    if uid is not None:
+        where, args = where + " AND procedure_uid = ?", [*args, uid]
+    if patient_key is not None:
+        where, args = where + " AND patient_key = ?", [*args, patient_key]
+    starts = conn.execute(f"SELECT procedure_uid, payload FROM ledger WHERE {where} ORDER BY id",
+                          args).fetchall()
+    if not starts:
+        return []
+    if uid is None and patient_key is not None:  # a few procedures: sum each one's rows
+        sums = {puid: s for puid, _ in starts for s in _sums(conn, puid).values()}
+    else:
+        sums = _sums(conn, uid)
+    ends: dict[str, tuple[str, dict[str, Any]]] = {}
+    end_where, end_args = ("AND procedure_uid = ?", (uid,)) if uid is not None else ("", ())
+    for puid, wall, payload in conn.execute(
+            f"SELECT procedure_uid, wall_time_utc, payload FROM ledger WHERE kind = ? {end_where} "
+            "ORDER BY id", (PROCEDURE_END, *end_args)):
+        ends[puid] = (wall, _data(payload))
+    result = []
+    for puid, payload in starts:
+        info = ProcedureInfo.from_data(_data(payload)["info"])
+        s = sums.get(puid, _Sums())
+        end = ends.get(puid)
+        reported = anchor = ended = None
+        if end is not None:
+            ended = parse_utc(end[0])
+            reported = DoseTotals(**end[1]["totals"])
+            anchor = f"{end[1]['anchor']['rows']}:{end[1]['anchor']['hash']}"
+        result.append(ProcedureSummary(
+            info, puid, info.patient_key, info.procedure_name, info.started_utc, ended,
+            s.pulses, s.missing_pulses, s.measured_pulses, s.events, s.fluoro_time_s, s.kar_mgy,
+            s.dap_gycm2, s.alarms, end is not None, reported, anchor))
+    return result
+
+
+def patient_history(conn: sqlite3.Connection, patient_key: str, weeks: float,
+                    now: datetime | None, exclude_uid: str | None) -> PatientHistory:
+    now = now if now is not None else utc_now()
+    if now.tzinfo is None:
+        raise ValueError(f"now={now!r}: expected a timezone-aware datetime")
+    since = now - timedelta(weeks=weeks)
+    kar = dap = 0.0
+    count = 0
+    for summary in procedures(conn, patient_key=patient_key):
+        if summary.procedure_uid == exclude_uid or not since <= summary.started_utc <= now:
+            continue
+        kar += summary.kar_mgy
+        dap += summary.dap_gycm2
+        count += 1
+    return PatientHistory(kar, dap, count)
