@@ -9,6 +9,10 @@ never what is measured. Two passes over the same frames:
    the queue dropping oldest as in live use -> ``latency_ms``, ``stages_ms``,
    ``frames_dropped_processing`` and the ``dose`` section.
 
+Both passes run the real dose path: every pulse is committed to an SQLite dose log (in a
+temporary folder) before its frame is queued, and the ``dose`` section is read back from that
+log, so ``pulses_logged`` counts what was durably committed.
+
 Sections are present only when measured (DESIGN.md): nothing is filled with placeholders.
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -24,10 +29,12 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from fluoro.dose import DoseAccumulator, MemoryDoseLog
+from fluoro.dose_engine import DoseEngine
+from fluoro.doselog import DoseLog, ProcedureInfo, ProcedureSummary
 from fluoro.frame import EndOfStream, Frame, FrameSource, SourceInfo, now_ns
 from fluoro.pipeline import Pipeline, Stage
 from fluoro.preview import save_png
+from fluoro.siteconfig import load_site_config
 
 PROGRESS = Callable[[int, int, str], None]  # (done, total, label)
 
@@ -98,43 +105,60 @@ def prerender(source: FrameSource, count: int,
     return frames, (len(frames) / elapsed_s if elapsed_s > 0 else float("inf"))
 
 
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    pipe: Pipeline
+    elapsed_s: float
+    logged: ProcedureSummary  # the procedure as the durable dose log holds it
+
+
 def _run_pass(frames: Sequence[Frame], info: SourceInfo, stages: Sequence[Stage],
               fps: float | None, drop_when_full: bool, label: str,
-              progress: PROGRESS | None) -> tuple[Pipeline, float]:
-    pipe = Pipeline(PrerenderedSource(frames, info, fps), stages, DoseAccumulator(MemoryDoseLog()),
-                    drop_when_full=drop_when_full)
-    pipe.warm_up()
-    t0 = time.perf_counter()
-    pipe.start()
-    while not pipe.join(0.2):
-        if progress:
-            progress(pipe.stats().frames_received, len(frames), label)
-    elapsed_s = time.perf_counter() - t0
+              progress: PROGRESS | None) -> _Pass:
+    """One pass with the real dose path: a dose engine committing every pulse to an SQLite
+    dose log (in a temporary folder), exactly as ``fluoro run`` does."""
+    with tempfile.TemporaryDirectory(prefix="fluoro-bench-") as folder:
+        log = DoseLog.create_or_open(Path(folder) / "bench-dose-log.sqlite")
+        engine = DoseEngine(load_site_config(None), log,
+                            ProcedureInfo(patient_key=None, procedure_name=f"fluoro bench {label}"))
+        pipe = Pipeline(PrerenderedSource(frames, info, fps), stages, engine,
+                        drop_when_full=drop_when_full)
+        pipe.warm_up()
+        t0 = time.perf_counter()
+        pipe.start()
+        while not pipe.join(0.2):
+            if progress:
+                progress(pipe.stats().frames_received, len(frames), label)
+        elapsed_s = time.perf_counter() - t0
+        engine.close()
+        (logged,) = log.procedures()
+        log.close()
     if progress:
         progress(len(frames), len(frames), label)
-    return pipe, elapsed_s
+    return _Pass(pipe, elapsed_s, logged)
 
 
 def _pct(summary: dict[str, float], keys: Sequence[str]) -> dict[str, float]:
     return {k: round(summary[k], 4) for k in keys}
 
 
-def _dose_section(frames: Sequence[Frame], pipe: Pipeline) -> dict[str, Any]:
-    totals = pipe.stats().dose
-    sink = pipe.dose.sink
-    assert isinstance(sink, MemoryDoseLog)
+def _dose_section(frames: Sequence[Frame], paced: _Pass) -> dict[str, Any]:
+    """Pulses the source emitted against what the dose log committed (read back from it)."""
+    logged = paced.logged
     seqs = [f.seq for f in frames]
     lost = sum(max(0, b - a - 1) for a, b in pairwise(seqs))
     emitted = sum(1 for f in frames if f.beam_on) + lost
     section: dict[str, Any] = {
         "pulses_emitted": emitted,
-        "pulses_logged": len(sink.pulses) + sum(g.count for g in sink.gaps),
-        "pulses_missing_estimated": totals.missing_pulses,
-        "irradiation_events": totals.events,
-        "kar_mgy": round(totals.kar_mgy, 6),
-        "dap_gycm2": round(totals.dap_gycm2, 6),
-        "fluoro_time_s": round(totals.fluoro_time_s, 3),
+        "pulses_logged": logged.pulses + logged.missing_pulses,
+        "pulses_missing_estimated": logged.missing_pulses,
+        "irradiation_events": logged.events,
+        "kar_mgy": round(logged.kar_mgy, 6),
+        "dap_gycm2": round(logged.dap_gycm2, 6),
+        "fluoro_time_s": round(logged.fluoro_time_s, 3),
     }
+    if paced.pipe.stats().dose.log_error:
+        section["log_error"] = paced.pipe.stats().dose.log_error
     truths = [f.truth for f in frames if f.truth is not None]
     if truths and len(truths) == len(frames):
         section["kar_truth_mgy"] = round(sum(t.kar_mgy for t in truths), 6)
@@ -152,11 +176,10 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
     if cfg.save_frames_dir is not None:
         save_frames(frames, cfg.save_frames_dir, cfg.scenario or "source")
 
-    capacity, capacity_s = _run_pass(frames, info, stages_factory(), None, False,
-                                     "capacity pass", progress)
-    paced, _ = _run_pass(frames, info, stages_factory(), cfg.fps, True,
-                         f"paced pass at {cfg.fps:g}/s", progress)
-    stats = paced.stats()
+    capacity = _run_pass(frames, info, stages_factory(), None, False, "capacity pass", progress)
+    paced = _run_pass(frames, info, stages_factory(), cfg.fps, True,
+                      f"paced pass at {cfg.fps:g}/s", progress)
+    stats = paced.pipe.stats()
     h, w = frames[0].shape
     report: dict[str, Any] = {
         "source": cfg.source_url,
@@ -164,7 +187,7 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
         "size": [h, w],
         "frames": len(frames),
         "fps_target": cfg.fps,
-        "throughput_fps": round(capacity.stats().frames_processed / capacity_s, 2),
+        "throughput_fps": round(capacity.pipe.stats().frames_processed / capacity.elapsed_s, 2),
         "source_fps": round(source_fps, 2),
     }
     if stats.latency_ms is not None:
@@ -174,9 +197,9 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
     report["dose"] = _dose_section(frames, paced)
     report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}
-    for name, pipe in (("capacity", capacity), ("paced", paced)):
-        if pipe.stats().error:
-            report.setdefault("errors", {})[name] = pipe.stats().error
+    for name, run in (("capacity", capacity), ("paced", paced)):
+        if run.pipe.stats().error:
+            report.setdefault("errors", {})[name] = run.pipe.stats().error
     if cfg.json_path is not None:
         cfg.json_path.parent.mkdir(parents=True, exist_ok=True)
         cfg.json_path.write_text(json.dumps(report, indent=2) + "\n")

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -78,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
                           "(automatic without a display)")
     run.add_argument("--frames", type=_count, metavar="N", help="stop after N frames")
     run.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds")
+    run.add_argument("--dose-log", type=Path, metavar="PATH",
+                     help="the SQLite dose log (default: dose-log.sqlite in the user's data "
+                          "folder, or $FLUORO_DATA_DIR)")
+    run.add_argument("--patient", metavar="ID",
+                     help="patient ID (only a salted hash of it is stored)")
+    run.add_argument("--procedure", metavar="NAME", help="procedure name, for the dose log")
+    run.add_argument("--operator", metavar="NAME", help="who operates the C-arm")
+    run.add_argument("--pregnant", action="store_true",
+                     help="pregnant patient: add the site's lower alarm levels")
+    run.add_argument("--site-config", type=Path, metavar="TOML",
+                     help="site configuration (room, calibration, alarm levels); "
+                          "default: the shipped defaults")
     run.set_defaults(func=cmd_run)
 
     bench = sub.add_parser("bench", help="measure the pipeline on a simulated or recorded stream",
@@ -100,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--save-frames", type=Path, metavar="DIR",
                        help="save a picture of the last frame (and its noise-free truth) here")
     bench.set_defaults(func=cmd_bench)
+
+    from fluoro.cli_dose import add_dose_parser
+
+    add_dose_parser(sub)
     return parser
 
 
@@ -126,28 +143,78 @@ def _open(url: str) -> Any:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from fluoro.dose import DoseAccumulator
-    from fluoro.headless import run_headless, summary_text
+    from fluoro.dose_engine import DoseEngine
+    from fluoro.doselog import DoseLog, ProcedureInfo
+    from fluoro.headless import ConsoleAcknowledger, run_headless, summary_text
+    from fluoro.paths import default_dose_log, site_key_file
     from fluoro.pipeline import Pipeline
+    from fluoro.pseudonym import load_or_create_site_salt, patient_key
+    from fluoro.siteconfig import load_site_config
 
-    source = _open(args.source)
+    site = load_site_config(args.site_config)
+    log_path = args.dose_log or default_dose_log()
+    if args.dose_log is None:
+        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    log = DoseLog.create_or_open(log_path)  # a bad log is refused before the slow start-up
+    try:
+        source = _open(args.source)
+    except BaseException:
+        log.close()
+        raise
     if not args.headless:
         if has_display():
             _say("the live window is not built yet; running headless")
         else:
             _say("no display found; running headless")
-    pipe = Pipeline(source, dose=DoseAccumulator(), max_frames=args.frames)
+    key = None
+    if args.patient is not None:
+        key = patient_key(args.patient, load_or_create_site_salt(site_key_file()))
+        history = log.patient_history(key, weeks=site.history_weeks)
+        _say(f"patient {key[:8]}…: {history.procedures} earlier procedures in the last "
+             f"{site.history_weeks} weeks, Ka,r {history.kar_mgy:.1f} mGy, "
+             f"DAP {history.dap_gycm2:.2f} Gy·cm²")
+    else:
+        _say("no --patient given: logged as a phantom/QA procedure")
+    info = ProcedureInfo(patient_key=key, procedure_name=args.procedure or "",
+                         operator=args.operator or "", room=site.room, device=site.device,
+                         reference_point=site.reference_point,
+                         calibration_factor=site.room_factor,
+                         pregnant=True if args.pregnant else None)
+    engine = DoseEngine(site, log, info, pregnant=bool(args.pregnant))
+    pipe = Pipeline(source, dose=engine, max_frames=args.frames)
     _say("compiling kernels ...")
     pipe.warm_up()
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    raised: list[str] = []
+    console = ConsoleAcknowledger(sys.stdin, lambda user: engine.acknowledge(user),
+                                  args.operator).start()
+    bell = "\a" if sys.stderr.isatty() else ""
+
+    def announcements() -> list[str]:
+        lines = [f"ALARM {a.severity.upper()}: {a.message}" for a in engine.take_new_alarms()]
+        raised.extend(lines)
+        if lines and engine.alarms.active():
+            lines[-1] += f"  (type: ack [NAME] + Enter){bell}"
+        return lines + console.take_lines()
+
     try:
-        stats, wall_s = run_headless(pipe, seconds=args.seconds, stop=stop)
+        stats, wall_s = run_headless(pipe, seconds=args.seconds, stop=stop,
+                                     announcements=announcements)
     finally:
         signal.signal(signal.SIGTERM, previous)
-    print(summary_text(source.info.url, stats, wall_s), flush=True)
+        head = engine.close()
+        log.close()
+    extra = [("procedure", f"{engine.procedure_uid} ({info.procedure_name or 'unnamed'})"),
+             ("dose log", f"{log_path}" + (f", anchor {head}" if head else ", INCOMPLETE")),
+             ("alarms", f"{len(raised)} raised" + "".join(f"\n{'':12}{a}" for a in raised))]
+    stats = replace(stats, dose=engine.totals())
+    print(summary_text(source.info.url, stats, wall_s, extra), flush=True)
     if stats.error:
         _say(stats.error)
+        return EXIT_FAILED
+    if stats.dose.log_error:
+        _say(f"DOSE LOG FAILED: {stats.dose.log_error}")
         return EXIT_FAILED
     return 0
 

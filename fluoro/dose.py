@@ -188,13 +188,17 @@ class DoseAccumulator:
         return PulseDose(frame.seq, frame.t_s, event, kar, dap, kar_model, dap_model, measured,
                          beam_time_s, exposure)
 
+    def mark_log_error(self, message: str) -> None:
+        """Record that the dose log failed (shown as DOSE LOG FAILED until the procedure ends)."""
+        with self._lock:
+            self._totals = replace(self._totals, log_error=message)
+
     def _store(self, record: PulseDose | DoseGap) -> None:
         try:
             self.sink.append(record)
         except Exception as exc:  # the log failed: keep every record and say so, loudly
             self.unlogged.append(record)
-            with self._lock:
-                self._totals = replace(self._totals, log_error=f"{type(exc).__name__}: {exc}")
+            self.mark_log_error(f"{type(exc).__name__}: {exc}")
 
     def _bump(self, kar_mgy: float, dap_gycm2: float, beam_time_s: float, t_s: float, *,
               pulses: int = 0, missing: int = 0, measured: int = 0, new_event: int = 0) -> None:

@@ -53,6 +53,15 @@ class Result:
     lih: bool  # last-image hold: the beam is off and this is the last image
 
 
+class DosePath(Protocol):
+    """What the acquisition thread feeds: ``fluoro.dose.DoseAccumulator`` or
+    ``fluoro.dose_engine.DoseEngine``. ``add`` returns only when the pulse is accounted for."""
+
+    def add(self, frame: Frame) -> object: ...
+
+    def totals(self) -> DoseTotals: ...
+
+
 class Stage(Protocol):
     """A processing step. ``warm_up`` compiles its kernels for a frame shape before the first
     frame; ``reset`` forgets temporal state (beam off/on, new size, scene cut)."""
@@ -107,7 +116,7 @@ class Pipeline:
         Where frames come from; closed by the pipeline when it stops.
     stages : sequence of Stage
         Run in order on the processing thread.
-    dose : DoseAccumulator
+    dose : DosePath
         Fed synchronously by the acquisition thread, before the frame is queued.
     max_frames : int or None
         Stop acquiring after this many frames (all frames, beam-off frames included).
@@ -122,7 +131,7 @@ class Pipeline:
         self,
         source: FrameSource,
         stages: Sequence[Stage] = (),
-        dose: DoseAccumulator | None = None,
+        dose: DosePath | None = None,
         *,
         max_frames: int | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
@@ -130,7 +139,7 @@ class Pipeline:
     ) -> None:
         self.source = source
         self.stages = list(stages) if stages else [PassThrough()]
-        self.dose = dose if dose is not None else DoseAccumulator()
+        self.dose: DosePath = dose if dose is not None else DoseAccumulator()
         self.max_frames = max_frames
         self._queue: DropOldestQueue[Frame] = DropOldestQueue(queue_frames, drop_when_full)
         self._slot: LatestSlot[Result] = LatestSlot()

@@ -1,6 +1,8 @@
 """Test set-up shared by every layer's tests."""
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 # Qt must never look for a screen in tests; set before any QApplication exists.
@@ -10,6 +12,35 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(tmp_path_factory, monkeypatch):
+    """Every test (and every ``fluoro`` it starts) keeps its dose log and site key in a fresh
+    folder, never in the user's data folder."""
+    monkeypatch.setenv("FLUORO_DATA_DIR", str(tmp_path_factory.mktemp("fluoro-data")))
+
+
+def run_fluoro(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+    """``python -m fluoro ARGS`` as a user runs it, without a display."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.pop("DISPLAY", None)
+    env.pop("WAYLAND_DISPLAY", None)
+    return subprocess.run([sys.executable, "-m", "fluoro", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def assert_one_error_line(result: subprocess.CompletedProcess, *words: str,
+                          status: int = 2) -> str:
+    """The bad-input contract: exit ``status``, one line on stderr naming the input, no
+    traceback."""
+    assert result.returncode == status, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
 
 
 @pytest.fixture

@@ -1,34 +1,17 @@
 """The ``fluoro`` command as a user runs it: a real process, real exit codes, real output."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import cv2
 import pytest
+from conftest import assert_one_error_line
+from conftest import run_fluoro as fluoro
 
 REPO = Path(__file__).resolve().parents[2]
 FAST_SIM = "sim://spine?size=256&realtime=0"
-
-
-def fluoro(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    env.pop("DISPLAY", None)
-    env.pop("WAYLAND_DISPLAY", None)
-    return subprocess.run([sys.executable, "-m", "fluoro", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO, env=env)
-
-
-def _one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:
-    assert result.returncode == 2, result.stderr
-    assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, lines
-    for word in words:
-        assert word in lines[0], lines[0]
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -48,7 +31,7 @@ def _one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:
     ],
 )
 def test_bad_input_gives_one_clear_line_and_exit_2(args, words):
-    _one_error_line(fluoro(*args), *words)
+    assert_one_error_line(fluoro(*args), *words)
 
 
 def test_run_headless_summary_counts_frames_and_dose():

@@ -1,0 +1,198 @@
+"""The dose engine of one procedure: accumulator, alarms and the durable dose log together.
+
+The pipeline's acquisition thread calls ``DoseEngine.add(frame)`` for every frame, before any
+image processing. In that call the pulse is modelled (``fluoro.dosemodel``), committed to the
+dose log (``fluoro.doselog``), added to the live totals (``fluoro.dose``) and the alarm levels
+are checked (``fluoro.alarms``: 21 CFR 1020.32(h), NCRP Report No. 168); each alarm raised is
+logged too.
+
+When the log fails mid-procedure (full disk, file removed) the live image must go on: the totals
+keep accumulating in memory, ``DoseTotals.log_error`` says DOSE LOG FAILED, every later record
+goes to a fallback journal beside the log (``<log>.fallback.jsonl``) when one can be written,
+and the procedure has no end row, so reports mark it incomplete.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from fluoro.alarms import KINDS, Acknowledgement, Alarm, AlarmEngine
+from fluoro.dose import DoseAccumulator, DoseGap, DoseTotals, MemoryDoseLog, PulseDose
+from fluoro.doselog import DoseLog, FallbackJournal, Head, ProcedureInfo
+from fluoro.frame import Frame
+from fluoro.siteconfig import SiteConfig
+
+
+class DoseLogFailed(RuntimeError):
+    """The dose log refused a record; the message says where the record went instead."""
+
+
+class _LoggedSink:
+    """Writes each record to the dose log; after the first failure, to the fallback journal."""
+
+    def __init__(self, log: DoseLog, procedure_uid: str) -> None:
+        self.log = log
+        self.procedure_uid = procedure_uid
+        self.failure: str | None = None
+        self._journal: FallbackJournal | None = None
+        stat = os.stat(log.path)
+        self._file_id = (stat.st_dev, stat.st_ino)
+
+    def check_file(self) -> None:
+        """Fail if the log file was removed or replaced: SQLite would go on writing to the
+        unlinked file without an error, and every later pulse would be lost at close."""
+        try:
+            stat = os.stat(self.log.path)
+        except FileNotFoundError:
+            raise OSError("the dose log file was removed") from None
+        if (stat.st_dev, stat.st_ino) != self._file_id:
+            raise OSError("the dose log file was replaced by another file")
+
+    def append(self, record: PulseDose | DoseGap) -> None:
+        if self.failure is None:
+            try:
+                self.check_file()
+                self.log.append(record)
+                return
+            except Exception as exc:
+                self.failure = f"{self.log.path}: {type(exc).__name__}: {exc}"
+        self.journal_write(lambda j: j.append(record, self.procedure_uid))
+
+    def journal_write(self, write: Callable[[FallbackJournal], None]) -> None:
+        try:
+            if self._journal is None:
+                self._journal = FallbackJournal.beside(self.log.path)
+            write(self._journal)
+        except Exception as exc:
+            raise DoseLogFailed(f"{self.failure}; fallback journal failed too: {exc}") from None
+        raise DoseLogFailed(f"{self.failure}; records go to {self._journal.path}")
+
+    def close(self) -> None:
+        if self._journal is not None:
+            self._journal.close()
+
+
+class DoseEngine:
+    """Dose accounting, alarms and logging for one procedure.
+
+    Parameters
+    ----------
+    site : SiteConfig
+        Room calibration (``room_factor``), alarm levels, measured-vs-model tolerance.
+    log : DoseLog or None
+        The durable log; None keeps records in memory only (benchmarks, tests).
+    info : ProcedureInfo or None
+        Written as the procedure's first row when a log is given.
+    pregnant : bool
+        Add the site's pregnancy alarm levels.
+    """
+
+    def __init__(self, site: SiteConfig, log: DoseLog | None = None,
+                 info: ProcedureInfo | None = None, pregnant: bool = False) -> None:
+        self.site = site
+        self.log = log
+        self.alarms = AlarmEngine(site.alarms, pregnant=pregnant)
+        self.procedure_uid: str | None = None
+        self._sink: _LoggedSink | None = None
+        if log is not None:
+            self.procedure_uid = log.begin_procedure(info or ProcedureInfo(patient_key=None))
+            self._sink = _LoggedSink(log, self.procedure_uid)
+            self.accumulator = DoseAccumulator(self._sink, room_factor=site.room_factor)
+        else:
+            self.accumulator = DoseAccumulator(MemoryDoseLog(), room_factor=site.room_factor)
+        self._mismatch_raised: set[str] = set()
+        self._new_alarms: list[Alarm] = []
+        self._lock = threading.Lock()
+
+    # -- the acquisition thread ----------------------------------------------------------------
+
+    def add(self, frame: Frame) -> PulseDose | None:
+        """Account for one frame (see the module docstring); returns its pulse record."""
+        pulse = self.accumulator.add(frame)
+        if pulse is not None and pulse.measured:
+            self._check_measured(pulse)
+        for alarm in self.alarms.update(self.accumulator.totals(), frame.t_s):
+            self._raise(alarm)
+        return pulse
+
+    def totals(self) -> DoseTotals:
+        return self.accumulator.totals()
+
+    # -- any thread ----------------------------------------------------------------------------
+
+    def take_new_alarms(self) -> list[Alarm]:
+        """Alarms raised since the last call (for a display that announces each once)."""
+        with self._lock:
+            alarms, self._new_alarms = self._new_alarms, []
+        return alarms
+
+    def acknowledge(self, user: str, key: str | None = None) -> list[Acknowledgement]:
+        """Acknowledge one alarm (or every active one) as ``user``; each is logged."""
+        acks = self.alarms.acknowledge(key, user)
+        for ack in acks:
+            self._write_log(lambda log, a=ack: log.log_ack(a.key, a.user),
+                            "ack", {"key": ack.key, "user": ack.user, "t_wall_s": ack.t_wall_s})
+        return acks
+
+    def close(self) -> Head | None:
+        """End the procedure: write the end row with the final totals (unless the log failed,
+        which leaves the procedure marked incomplete) and return the chain head as an anchor."""
+        head = None
+        if self.log is not None and self._sink is not None and self._sink.failure is None:
+            try:
+                head = self.log.end_procedure(self.totals())
+            except Exception as exc:
+                self._sink.failure = f"{self.log.path}: {type(exc).__name__}: {exc}"
+        if self._sink is not None:
+            self._sink.close()
+        return head
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _check_measured(self, pulse: PulseDose) -> None:
+        """21 CFR 1020.32(k): warn once per quantity when measured and modelled disagree."""
+        tolerance = self.site.measured_model_tolerance
+        for quantity, measured, model in (("kar_mgy", pulse.kar_mgy, pulse.kar_model_mgy),
+                                          ("dap_gycm2", pulse.dap_gycm2, pulse.dap_model_gycm2)):
+            if quantity in self._mismatch_raised or model <= 0:
+                continue
+            ratio = measured / model
+            if abs(ratio - 1.0) > tolerance:
+                self._mismatch_raised.add(quantity)
+                info = KINDS["calibration"]
+                self._raise(Alarm(
+                    key=f"{info.key_prefix}_{quantity}", kind="calibration", quantity=quantity,
+                    threshold=tolerance, value=ratio, t_s=pulse.t_s,
+                    message=(f"{info.title}: measured {quantity} is {ratio:.2f}× the modelled "
+                             f"value (tolerance ±{tolerance:.0%}){info.advice}"),
+                    severity=info.severity, requires_ack=False, citation=info.citation))
+
+    def _raise(self, alarm: Alarm) -> None:
+        with self._lock:
+            self._new_alarms.append(alarm)
+        self._write_log(
+            lambda log: log.log_alarm(alarm.key, alarm.quantity, alarm.threshold, alarm.value,
+                                      alarm.t_s, alarm.message),
+            "alarm", {"key": alarm.key, "quantity": alarm.quantity, "threshold": alarm.threshold,
+                      "value": alarm.value, "t_s": alarm.t_s, "message": alarm.message})
+
+    def _write_log(self, write_log: Callable[[DoseLog], None], kind: str,
+                   data: dict[str, Any]) -> None:
+        """Write an alarm or acknowledgement row; on failure, to the journal, and say so."""
+        sink = self._sink
+        if self.log is None or sink is None:
+            return
+        if sink.failure is None:
+            try:
+                sink.check_file()
+                write_log(self.log)
+                return
+            except Exception as exc:
+                sink.failure = f"{self.log.path}: {type(exc).__name__}: {exc}"
+        try:
+            sink.journal_write(lambda j: j.write(kind, data, self.procedure_uid))
+        except DoseLogFailed as exc:
+            self.accumulator.mark_log_error(str(exc))
