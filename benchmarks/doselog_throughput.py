@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fluoro.console import Progress
 from fluoro.dose import DoseTotals, PulseDose
 from fluoro.doselog import DoseLog, ProcedureInfo
 from fluoro.frame import Exposure
@@ -38,17 +39,17 @@ def run(mode: str, pulses: int, folder: Path) -> dict:
     latencies_ms = np.empty(pulses)
     with DoseLog.create_or_open(path, synchronous=mode) as log:
         log.begin_procedure(ProcedureInfo(None, "doselog throughput benchmark"))
+        bar = Progress(pulses, f"synchronous={mode}")
         start = time.perf_counter()
         for seq in range(pulses):
             t0 = time.perf_counter()
             log.append(_pulse(seq))
             latencies_ms[seq] = (time.perf_counter() - t0) * 1e3
-            if (seq + 1) % 1000 == 0:
-                print(f"\r  {mode}: {seq + 1}/{pulses} pulses", end="", file=sys.stderr,
-                      flush=True)
+            if (seq + 1) % 250 == 0:
+                bar.update(seq + 1)
         seconds = time.perf_counter() - start
+        bar.close()
         log.end_procedure(DoseTotals(pulses=pulses))
-    print(file=sys.stderr)
     report = log.verify()
     if not report.ok:
         raise SystemExit(f"benchmark log failed verification: {report.problem}")

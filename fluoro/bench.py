@@ -9,7 +9,11 @@ never what is measured. Two passes over the same frames:
    the queue dropping oldest as in live use -> ``latency_ms``, ``stages_ms``,
    ``frames_dropped_processing`` and the ``dose`` section.
 
-Both passes run the real dose path: every pulse is committed to an SQLite dose log (in a
+Before them, when scorers are given, an untimed **quality** pass runs the stages over every
+frame in order (as the capacity pass would, without threads) and hands each frame and its
+output to the scorers, which fill the ``denoise`` and ``tracking`` sections against the truth.
+
+Both timed passes run the real dose path: every pulse is committed to an SQLite dose log (in a
 temporary folder) before its frame is queued, and the ``dose`` section is read back from that
 log, so ``pulses_logged`` counts what was durably committed.
 
@@ -27,16 +31,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from fluoro.dose_engine import DoseEngine
 from fluoro.doselog import DoseLog, ProcedureInfo, ProcedureSummary
 from fluoro.frame import EndOfStream, Frame, FrameSource, SourceInfo, now_ns
-from fluoro.pipeline import Pipeline, Stage
+from fluoro.pipeline import Pipeline, Stage, StageRunner, WorkItem
 from fluoro.preview import save_png
 from fluoro.siteconfig import load_site_config
 
 PROGRESS = Callable[[int, int, str], None]  # (done, total, label)
+
+
+class Scorer(Protocol):
+    """Scores stage output against the truth for one section of the report (``section_name``:
+    ``"denoise"``, ``"tracking"``). ``add`` sees every beam-on frame, in order, after the stages
+    ran on it; ``section`` returns the section, or None when nothing could be measured (no truth),
+    so the section is left out rather than filled with placeholders."""
+
+    section_name: str
+
+    def add(self, frame: Frame, item: WorkItem) -> None: ...
+
+    def section(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,9 +183,25 @@ def _dose_section(frames: Sequence[Frame], paced: _Pass) -> dict[str, Any]:
     return section
 
 
+def quality_pass(frames: Sequence[Frame], stages: Sequence[Stage], scorers: Sequence[Scorer],
+                 progress: PROGRESS | None = None) -> dict[str, dict[str, Any]]:
+    """Run ``stages`` over every frame in order and return the scorers' sections."""
+    runner = StageRunner(stages)
+    runner.warm_up(frames[0].shape)
+    for i, frame in enumerate(frames):
+        item, _ = runner.run(frame)
+        if frame.beam_on:
+            for scorer in scorers:
+                scorer.add(frame, item)
+        if progress:
+            progress(i + 1, len(frames), "quality pass")
+    return {s.section_name: section for s in scorers if (section := s.section()) is not None}
+
+
 def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[], list[Stage]],
-              progress: PROGRESS | None = None) -> dict[str, Any]:
-    """Run both passes and return the benchmark report (DESIGN.md "Benchmark JSON")."""
+              progress: PROGRESS | None = None,
+              scorers_factory: Callable[[], list[Scorer]] | None = None) -> dict[str, Any]:
+    """Run the passes and return the benchmark report (DESIGN.md "Benchmark JSON")."""
     info = source.info
     frames, source_fps = prerender(source, cfg.frames, progress)
     if not frames:
@@ -176,6 +209,8 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
     if cfg.save_frames_dir is not None:
         save_frames(frames, cfg.save_frames_dir, cfg.scenario or "source")
 
+    scored = quality_pass(frames, stages_factory(), scorers_factory(), progress) \
+        if scorers_factory is not None else {}
     capacity = _run_pass(frames, info, stages_factory(), None, False, "capacity pass", progress)
     paced = _run_pass(frames, info, stages_factory(), cfg.fps, True,
                       f"paced pass at {cfg.fps:g}/s", progress)
@@ -194,6 +229,7 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
         report["latency_ms"] = _pct(stats.latency_ms, ("p50", "p95", "p99", "max"))
     report["stages_ms"] = {name: _pct(s, ("p50", "p99")) for name, s in stats.stages_ms.items()}
     report["frames_dropped_processing"] = stats.frames_dropped
+    report.update(scored)
     report["dose"] = _dose_section(frames, paced)
     report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}

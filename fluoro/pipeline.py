@@ -90,6 +90,34 @@ class PassThrough:
         pass
 
 
+class StageRunner:
+    """Runs stages on one frame: resets their temporal state when the beam goes off or the frame
+    size changes, skips beam-off frames (their image is the last one, held), times each stage."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self.stages = list(stages) if stages else [PassThrough()]
+        self._last_shape: tuple[int, int] | None = None
+
+    def warm_up(self, shape: tuple[int, int]) -> None:
+        for stage in self.stages:
+            stage.warm_up(shape)
+
+    def run(self, frame: Frame) -> tuple[WorkItem, dict[str, float]]:
+        """``(item, stage_ms)``; for a beam-off frame the stages do not run (``stage_ms`` empty)."""
+        if frame.shape != self._last_shape or not frame.beam_on:
+            for stage in self.stages:
+                stage.reset()
+            self._last_shape = frame.shape
+        item = WorkItem(frame, frame.pixels)
+        stage_ms: dict[str, float] = {}
+        if frame.beam_on:
+            for stage in self.stages:
+                t0 = time.perf_counter_ns()
+                stage(item)
+                stage_ms[stage.name] = (time.perf_counter_ns() - t0) * 1e-6
+        return item, stage_ms
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineStats:
     frames_received: int
@@ -138,7 +166,8 @@ class Pipeline:
         drop_when_full: bool = True,
     ) -> None:
         self.source = source
-        self.stages = list(stages) if stages else [PassThrough()]
+        self._runner = StageRunner(stages)
+        self.stages = self._runner.stages
         self.dose: DosePath = dose if dose is not None else DoseAccumulator()
         self.max_frames = max_frames
         self._queue: DropOldestQueue[Frame] = DropOldestQueue(queue_frames, drop_when_full)
@@ -155,15 +184,13 @@ class Pipeline:
         self._last_frame_ns: int | None = None
         self._source_ended = False
         self._error: str | None = None
-        self._last_shape: tuple[int, int] | None = None
         self._threads: list[threading.Thread] = []
 
     # -- control -----------------------------------------------------------------------------
 
     def warm_up(self) -> None:
         """Compile every stage's kernels for the source's frame shape (before the first frame)."""
-        for stage in self.stages:
-            stage.warm_up(self.source.info.shape)
+        self._runner.warm_up(self.source.info.shape)
 
     def start(self) -> None:
         self._threads = [
@@ -262,20 +289,10 @@ class Pipeline:
                     self._error = f"stage failed on frame {frame.seq}: {type(exc).__name__}: {exc}"
 
     def _run_stages(self, frame: Frame) -> None:
-        if frame.shape != self._last_shape or not frame.beam_on:
-            for stage in self.stages:
-                stage.reset()
-            self._last_shape = frame.shape
-        item = WorkItem(frame, frame.pixels)
-        stage_ms: dict[str, float] = {}
-        if frame.beam_on:
-            for stage in self.stages:
-                t0 = time.perf_counter_ns()
-                stage(item)
-                elapsed_ms = (time.perf_counter_ns() - t0) * 1e-6
-                stage_ms[stage.name] = elapsed_ms
-                self._stage_ms[stage.name].record(elapsed_ms)
-        else:
+        item, stage_ms = self._runner.run(frame)
+        for name, elapsed_ms in stage_ms.items():
+            self._stage_ms[name].record(elapsed_ms)
+        if not frame.beam_on:
             previous, _ = self._slot.get()
             if previous is not None and previous.frame.shape == frame.shape:
                 item = WorkItem(frame, previous.image, dict(previous.results))
