@@ -22,6 +22,7 @@ ENTRY_POINT_GROUP = "fluoro.sources"
 # scheme -> "module:function"; imported lazily so opening one source never loads another's deps.
 _BUILTIN: dict[str, str] = {
     "sim": "drivers.sim:open_sim",
+    "dicom": "drivers.dicom:open_dicom",
 }
 
 
