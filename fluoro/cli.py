@@ -25,6 +25,7 @@ from fluoro import __version__
 from fluoro.errors import InputError
 
 DEFAULT_SOURCE = "sim://spine"
+SCREENSHOT_FRAMES = 120
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator", metavar="NAME", help="who operates the C-arm")
     run.add_argument("--pregnant", action="store_true",
                      help="pregnant patient: add the site's lower alarm levels")
+    run.add_argument("--screenshot", type=Path, metavar="PNG",
+                     help="render the window (offscreen without a display) after the run's "
+                          f"frames (default {SCREENSHOT_FRAMES}) and save it as PNG")
     run.add_argument("--site-config", type=Path, metavar="TOML",
                      help="site configuration (room, calibration, alarm levels); "
                           "default: the shipped defaults")
@@ -161,18 +165,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BaseException:
         log.close()
         raise
-    if not args.headless:
-        if has_display():
-            _say("the live window is not built yet; running headless")
-        else:
-            _say("no display found; running headless")
+    use_window = args.screenshot is not None or (not args.headless and has_display())
+    if args.screenshot is not None and not has_display():
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # render the window without a screen
+    if args.screenshot is not None and args.frames is None and args.seconds is None:
+        args.frames = SCREENSHOT_FRAMES
+    if not args.headless and not use_window:
+        _say("no display found; running headless")
     key = None
+    prior = ""
     if args.patient is not None:
+        site_key_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = patient_key(args.patient, load_or_create_site_salt(site_key_file()))
         history = log.patient_history(key, weeks=site.history_weeks)
-        _say(f"patient {key[:8]}…: {history.procedures} earlier procedures in the last "
-             f"{site.history_weeks} weeks, Ka,r {history.kar_mgy:.1f} mGy, "
-             f"DAP {history.dap_gycm2:.2f} Gy·cm²")
+        prior = (f"{history.procedures} earlier procedures in the last {site.history_weeks} "
+                 f"weeks, Ka,r {history.kar_mgy:.1f} mGy, DAP {history.dap_gycm2:.2f} Gy·cm²")
+        _say(f"patient {key[:8]}…: {prior}")
     else:
         _say("no --patient given: logged as a phantom/QA procedure")
     info = ProcedureInfo(patient_key=key, procedure_name=args.procedure or "",
@@ -199,8 +207,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         return lines + console.take_lines()
 
     try:
-        stats, wall_s = run_headless(pipe, seconds=args.seconds, stop=stop,
-                                     announcements=announcements)
+        if use_window:
+            from ui.app import run_window
+
+            stats, wall_s = run_window(
+                pipe, engine, seconds=args.seconds, screenshot=args.screenshot,
+                close_when_done=args.frames is not None, operator=args.operator or "",
+                reference_point=site.reference_point, prior_text=prior,
+                title=f"fluoro — {info.procedure_name or 'live guidance'}")
+            announcements()
+            if args.screenshot is not None:
+                _say(f"screenshot written to {args.screenshot}")
+        else:
+            stats, wall_s = run_headless(pipe, seconds=args.seconds, stop=stop,
+                                         announcements=announcements)
     finally:
         signal.signal(signal.SIGTERM, previous)
         head = engine.close()

@@ -101,3 +101,20 @@ def test_bench_never_loads_qt():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             timeout=240, cwd=REPO)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+def test_screenshot_renders_the_window_offscreen_and_closes_the_procedure(tmp_path):
+    from fluoro.doselog import DoseLog
+
+    png = tmp_path / "live.png"
+    db = tmp_path / "dose.sqlite"
+    result = fluoro("run", "--frames", "40", "--source", "sim://spine?size=512&realtime=0",
+                    "--screenshot", str(png), "--dose-log", str(db))
+    assert result.returncode == 0, result.stderr
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[0] >= 600 and image.shape[1] >= 1000
+    assert image.std() > 20  # not a blank window
+    with DoseLog.open_readonly(db) as log:
+        (procedure,) = log.procedures()
+    assert procedure.complete and procedure.pulses > 30

@@ -212,3 +212,12 @@ def test_an_alarm_is_acknowledged_at_the_console_by_name(tmp_path):
     report = json.loads(run_fluoro("dose", "report", "--db", str(db), "--json").stdout)
     (alarm,) = report["procedures"][0]["alarms"]
     assert [a["user"] for a in alarm["acknowledgements"]] == ["Dr. Lee"]
+
+
+def test_a_patient_run_creates_the_site_key_folder(tmp_path, monkeypatch):
+    data = tmp_path / "fresh" / "fluoro"  # does not exist yet
+    monkeypatch.setenv("FLUORO_DATA_DIR", str(data))
+    result = run_fluoro("run", "--headless", "--frames", "5", "--source", FAST_SIM,
+                        "--dose-log", str(tmp_path / "elsewhere.sqlite"), "--patient", "MRN-5")
+    assert result.returncode == 0, result.stderr
+    assert (data / "site.key").stat().st_mode & 0o077 == 0
