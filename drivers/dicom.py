@@ -27,10 +27,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import numpy as np
 
+from drivers.url_options import path_and_flags
 from fluoro.errors import SourceError
 from fluoro.frame import EndOfStream, Exposure, Frame, SourceInfo, now_ns
 
@@ -162,18 +162,5 @@ class DicomCine:
 
 def open_dicom(url: str) -> DicomCine:
     """Open ``dicom:PATH[?realtime=0|1&loop=0|1]`` (raises ``SourceError`` naming the URL)."""
-    parts = urlsplit(url)
-    path = Path(parts.netloc + parts.path) if parts.netloc else Path(parts.path)
-    if not str(path):
-        raise SourceError(f"{url!r}: expected dicom:PATH to a DICOM file")
-    options = dict(parse_qsl(parts.query, keep_blank_values=True))
-    flags = {}
-    for name, default in (("realtime", True), ("loop", False)):
-        value = options.pop(name, "1" if default else "0")
-        if value not in ("0", "1"):
-            raise SourceError(f"{url}: {name} must be 0 or 1, got {value!r}")
-        flags[name] = value == "1"
-    if options:
-        raise SourceError(f"{url}: unknown parameter(s) {', '.join(sorted(options))}; "
-                          "expected realtime, loop")
+    path, flags = path_and_flags(url, {"realtime": True, "loop": False})
     return DicomCine(path, url, **flags)

@@ -23,6 +23,9 @@ ENTRY_POINT_GROUP = "fluoro.sources"
 _BUILTIN: dict[str, str] = {
     "sim": "drivers.sim:open_sim",
     "dicom": "drivers.dicom:open_dicom",
+    "replay": "drivers.recording:open_replay",
+    "video": "drivers.opencv_source:open_video",
+    "capture": "drivers.opencv_source:open_capture",
 }
 
 

@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator", metavar="NAME", help="who operates the C-arm")
     run.add_argument("--pregnant", action="store_true",
                      help="pregnant patient: add the site's lower alarm levels")
+    run.add_argument("--record", type=Path, metavar="DIR",
+                     help="record the session (frames.npy, frames.jsonl) into a new folder; "
+                          "play it back with --source replay:DIR")
     run.add_argument("--screenshot", type=Path, metavar="PNG",
                      help="render the window (offscreen without a display) after the run's "
                           f"frames (default {SCREENSHOT_FRAMES}) and save it as PNG")
@@ -189,7 +192,13 @@ def cmd_run(args: argparse.Namespace) -> int:
                          calibration_factor=site.room_factor,
                          pregnant=True if args.pregnant else None)
     engine = DoseEngine(site, log, info, pregnant=bool(args.pregnant))
-    pipe = Pipeline(source, dose=engine, max_frames=args.frames)
+    recorder = None
+    if args.record is not None:
+        from drivers.recording import Recorder
+
+        recorder = Recorder(args.record)
+    pipe = Pipeline(source, dose=engine, max_frames=args.frames,
+                    taps=[recorder.put] if recorder else ())
     _say("compiling kernels ...")
     pipe.warm_up()
     stop = threading.Event()
@@ -225,9 +234,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
         head = engine.close()
         log.close()
+        if recorder is not None:
+            recorder.close()
     extra = [("procedure", f"{engine.procedure_uid} ({info.procedure_name or 'unnamed'})"),
              ("dose log", f"{log_path}" + (f", anchor {head}" if head else ", INCOMPLETE")),
              ("alarms", f"{len(raised)} raised" + "".join(f"\n{'':12}{a}" for a in raised))]
+    if recorder is not None:
+        skipped = f", {recorder.frames_skipped} NOT recorded" if recorder.frames_skipped else ""
+        extra.append(("recording", f"{recorder.frames_written} frames in {args.record}{skipped}"
+                                   + (f" ({recorder.error})" if recorder.error else "")))
     stats = replace(stats, dose=engine.totals())
     print(summary_text(source.info.url, stats, wall_s, extra), flush=True)
     if stats.error:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -153,6 +153,9 @@ class Pipeline:
     drop_when_full : bool
         True (live use): drop the oldest queued frame and count it. False: make acquisition wait
         (benchmarks measuring capacity).
+    taps : sequence of callables
+        Called with every frame on the acquisition thread after its dose is accounted for (a
+        recorder); each must return at once, never block.
     """
 
     def __init__(
@@ -164,12 +167,14 @@ class Pipeline:
         max_frames: int | None = None,
         queue_frames: int = DEFAULT_QUEUE_FRAMES,
         drop_when_full: bool = True,
+        taps: Sequence[Callable[[Frame], None]] = (),
     ) -> None:
         self.source = source
         self._runner = StageRunner(stages)
         self.stages = self._runner.stages
         self.dose: DosePath = dose if dose is not None else DoseAccumulator()
         self.max_frames = max_frames
+        self.taps = list(taps)
         self._queue: DropOldestQueue[Frame] = DropOldestQueue(queue_frames, drop_when_full)
         self._slot: LatestSlot[Result] = LatestSlot()
         self._stop = threading.Event()
@@ -263,6 +268,8 @@ class Pipeline:
                 self._received += 1
                 self._last_frame_ns = now_ns()
                 self._rate_in.tick()
+                for tap in self.taps:
+                    tap(frame)
                 self._queue.put(frame)
         except Exception as exc:  # a device that fails mid-run: stop acquiring, say why
             self._error = f"source {self.source.info.url}: {type(exc).__name__}: {exc}"
