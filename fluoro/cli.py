@@ -89,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--operator", metavar="NAME", help="who operates the C-arm")
     run.add_argument("--pregnant", action="store_true",
                      help="pregnant patient: add the site's lower alarm levels")
+    run.add_argument("--dose-source", metavar="URL",
+                     help="a DAP meter, e.g. serial:/dev/ttyUSB0?protocol=diamentor&baud=9600; "
+                          "its readings become the measured DAP")
     run.add_argument("--record", type=Path, metavar="DIR",
                      help="record the session (frames.npy, frames.jsonl) into a new folder; "
                           "play it back with --source replay:DIR")
@@ -124,7 +127,19 @@ def build_parser() -> argparse.ArgumentParser:
     from fluoro.cli_dose import add_dose_parser
 
     add_dose_parser(sub)
+    emulate = sub.add_parser("emulate", help="run a device emulator (for tests and demos)",
+                             description="Serve an emulated device on a pseudo-terminal.")
+    emulate.add_argument("device", choices=["diamentor"], help="which device")
+    emulate.add_argument("options", nargs=argparse.REMAINDER,
+                         help="the emulator's own options (see fluoro emulate diamentor --help)")
+    emulate.set_defaults(func=cmd_emulate)
     return parser
+
+
+def cmd_emulate(args: argparse.Namespace) -> int:
+    from drivers.diamentor.emulator import main as diamentor_main
+
+    return diamentor_main(args.options)
 
 
 def has_display() -> bool:
@@ -192,6 +207,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                          calibration_factor=site.room_factor,
                          pregnant=True if args.pregnant else None)
     engine = DoseEngine(site, log, info, pregnant=bool(args.pregnant))
+    feed = None
+    if args.dose_source is not None:
+        from drivers.dose_sources import open_dose_source
+        from fluoro.meter_feed import MeterFeed
+
+        meter = open_dose_source(args.dose_source)
+        _say(f"dose source: {meter.info.description}")
+        reset = dict(parse_qsl(urlsplit(args.dose_source).query)).get("reset", "1") == "1"
+        engine.attach_meter(reset_at_start=reset)
+        feed = MeterFeed(meter, engine.add_meter).start()
     recorder = None
     if args.record is not None:
         from drivers.recording import Recorder
@@ -232,6 +257,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                          announcements=announcements)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if feed is not None:
+            feed.stop()
         head = engine.close()
         log.close()
         if recorder is not None:
@@ -239,6 +266,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     extra = [("procedure", f"{engine.procedure_uid} ({info.procedure_name or 'unnamed'})"),
              ("dose log", f"{log_path}" + (f", anchor {head}" if head else ", INCOMPLETE")),
              ("alarms", f"{len(raised)} raised" + "".join(f"\n{'':12}{a}" for a in raised))]
+    if feed is not None:
+        totals = engine.totals()
+        gaps = engine.meter_gaps_s
+        extra.append(("meter", f"DAP {totals.dap_gycm2:.5f} Gy·cm² measured, "
+                               f"{totals.dap_model_gycm2 or 0:.5f} modelled; {len(gaps)} gap(s)"
+                               + (f" ({sum(gaps):.1f} s)" if gaps else "")))
     if recorder is not None:
         skipped = f", {recorder.frames_skipped} NOT recorded" if recorder.frames_skipped else ""
         extra.append(("recording", f"{recorder.frames_written} frames in {args.record}{skipped}"

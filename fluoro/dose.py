@@ -72,6 +72,9 @@ class DoseTotals:
     beam_on: bool = False
     measured_pulses: int = 0
     log_error: str | None = None
+    # With a DAP meter attached, ``dap_gycm2`` is the meter's and the model's is kept here.
+    dap_model_gycm2: float | None = None
+    meter_state: str | None = None  # None (no meter), "ok", "DISCONNECTED"
 
 
 class DoseSink(Protocol):

@@ -17,13 +17,19 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from fluoro.alarms import KINDS, Acknowledgement, Alarm, AlarmEngine
 from fluoro.dose import DoseAccumulator, DoseGap, DoseTotals, MemoryDoseLog, PulseDose
 from fluoro.doselog import DoseLog, FallbackJournal, Head, ProcedureInfo
 from fluoro.frame import Frame
+from fluoro.meter import MeterEvent, MeterReading
 from fluoro.siteconfig import SiteConfig
+
+# Meter and model DAP are compared only once both exceed this: a few pulses' worth of DAP is
+# dominated by the meter's resolution and the poll interval.
+METER_CHECK_MIN_GYCM2 = 0.05
 
 
 class DoseLogFailed(RuntimeError):
@@ -106,6 +112,47 @@ class DoseEngine:
         self._mismatch_raised: set[str] = set()
         self._new_alarms: list[Alarm] = []
         self._lock = threading.Lock()
+        # DAP meter (fluoro.meter): its total since procedure start replaces the modelled DAP.
+        self._meter_baseline_gycm2: float | None = None
+        self._meter_total_gycm2: float | None = None
+        self._meter_state: str | None = None
+        self._meter_down_since_ns: int | None = None
+        self.meter_gaps_s: list[float] = []
+
+    # -- the dose-source thread ----------------------------------------------------------------
+
+    def attach_meter(self, reset_at_start: bool) -> None:
+        """A DAP meter will feed ``add_meter``. ``reset_at_start``: the meter was reset when the
+        procedure began, so its totals count from zero; otherwise the first reading is the
+        baseline."""
+        self._meter_baseline_gycm2 = 0.0 if reset_at_start else None
+        self._meter_state = "DISCONNECTED"
+
+    def add_meter(self, item: MeterReading | MeterEvent) -> None:
+        """A reading or link event from the DAP meter; both are logged. A disconnect is a gap in
+        the measured record, logged with its duration when the meter returns."""
+        if isinstance(item, MeterReading):
+            with self._lock:
+                if self._meter_baseline_gycm2 is None:
+                    self._meter_baseline_gycm2 = item.dap_total_gycm2
+                self._meter_total_gycm2 = item.dap_total_gycm2
+                self._meter_state = "ok"
+            self._write_log(lambda log: log.log_meter_reading(item), "meter_reading",
+                            {"dap_total_gycm2": item.dap_total_gycm2, "device": item.device})
+            totals = self.totals()
+            if totals.dap_model_gycm2 is not None:
+                self._check_ratio("dap_gycm2", totals.dap_gycm2, totals.dap_model_gycm2,
+                                  t_s=item.t_host_ns * 1e-9, minimum=METER_CHECK_MIN_GYCM2)
+            return
+        if item.kind == "disconnected":
+            with self._lock:
+                self._meter_state = "DISCONNECTED"
+                self._meter_down_since_ns = item.t_host_ns
+        elif item.kind == "connected" and self._meter_down_since_ns is not None:
+            self.meter_gaps_s.append((item.t_host_ns - self._meter_down_since_ns) * 1e-9)
+            self._meter_down_since_ns = None
+        self._write_log(lambda log: log.log_meter_event(item), "meter_event",
+                        {"kind": item.kind, "message": item.message})
 
     # -- the acquisition thread ----------------------------------------------------------------
 
@@ -119,7 +166,15 @@ class DoseEngine:
         return pulse
 
     def totals(self) -> DoseTotals:
-        return self.accumulator.totals()
+        totals = self.accumulator.totals()
+        with self._lock:
+            if self._meter_state is None:
+                return totals
+            measured = totals.dap_gycm2
+            if self._meter_total_gycm2 is not None and self._meter_baseline_gycm2 is not None:
+                measured = self._meter_total_gycm2 - self._meter_baseline_gycm2
+            return replace(totals, dap_gycm2=measured, dap_model_gycm2=totals.dap_gycm2,
+                           meter_state=self._meter_state)
 
     # -- any thread ----------------------------------------------------------------------------
 
@@ -153,22 +208,27 @@ class DoseEngine:
     # -- internals -----------------------------------------------------------------------------
 
     def _check_measured(self, pulse: PulseDose) -> None:
-        """21 CFR 1020.32(k): warn once per quantity when measured and modelled disagree."""
+        """Measured values a source reported with the pulse, against the model."""
+        self._check_ratio("kar_mgy", pulse.kar_mgy, pulse.kar_model_mgy, pulse.t_s)
+        self._check_ratio("dap_gycm2", pulse.dap_gycm2, pulse.dap_model_gycm2, pulse.t_s)
+
+    def _check_ratio(self, quantity: str, measured: float, model: float, t_s: float,
+                     minimum: float = 0.0) -> None:
+        """21 CFR 1020.32(k): warn once per quantity when measured and modelled disagree by more
+        than the site's tolerance (both must exceed ``minimum`` to be compared)."""
+        if quantity in self._mismatch_raised or model <= minimum or measured <= minimum:
+            return
         tolerance = self.site.measured_model_tolerance
-        for quantity, measured, model in (("kar_mgy", pulse.kar_mgy, pulse.kar_model_mgy),
-                                          ("dap_gycm2", pulse.dap_gycm2, pulse.dap_model_gycm2)):
-            if quantity in self._mismatch_raised or model <= 0:
-                continue
-            ratio = measured / model
-            if abs(ratio - 1.0) > tolerance:
-                self._mismatch_raised.add(quantity)
-                info = KINDS["calibration"]
-                self._raise(Alarm(
-                    key=f"{info.key_prefix}_{quantity}", kind="calibration", quantity=quantity,
-                    threshold=tolerance, value=ratio, t_s=pulse.t_s,
-                    message=(f"{info.title}: measured {quantity} is {ratio:.2f}× the modelled "
-                             f"value (tolerance ±{tolerance:.0%}){info.advice}"),
-                    severity=info.severity, requires_ack=False, citation=info.citation))
+        ratio = measured / model
+        if abs(ratio - 1.0) > tolerance:
+            self._mismatch_raised.add(quantity)
+            info = KINDS["calibration"]
+            self._raise(Alarm(
+                key=f"{info.key_prefix}_{quantity}", kind="calibration", quantity=quantity,
+                threshold=tolerance, value=ratio, t_s=t_s,
+                message=(f"{info.title}: measured {quantity} is {ratio:.2f}× the modelled "
+                         f"value (tolerance ±{tolerance:.0%}){info.advice}"),
+                severity=info.severity, requires_ack=False, citation=info.citation))
 
     def _raise(self, alarm: Alarm) -> None:
         with self._lock:
