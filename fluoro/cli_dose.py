@@ -1,10 +1,15 @@
-"""``fluoro dose ...``: verify and report on a dose log (read-only; never changes the log)."""
+"""``fluoro dose ...``: verify and report on a dose log, export and import RDSRs.
+
+``verify``, ``report`` and ``export-rdsr`` only read the log; ``import-rdsr`` appends imported
+procedures to it (``fluoro.rdsr_import``), creating the log if needed.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +20,11 @@ EXIT_FAILED = 1
 
 
 def add_dose_parser(sub: Any) -> None:
-    """Add ``dose verify`` and ``dose report`` to the ``fluoro`` sub-command parsers."""
-    dose = sub.add_parser("dose", help="verify and report on a dose log",
-                          description="Read a dose log: verify its hash chain, report its "
-                                      "procedures.")
+    """Add ``dose verify|report|export-rdsr|import-rdsr`` to the ``fluoro`` sub-commands."""
+    dose = sub.add_parser("dose", help="verify, report on, export from and import into a dose log",
+                          description="The dose log: verify its hash chain, report its "
+                                      "procedures, export a procedure as a DICOM RDSR, import "
+                                      "other systems' RDSRs.")
     dose_sub = dose.add_subparsers(dest="dose_command", required=True,
                                    parser_class=type(dose))
     check = dose_sub.add_parser("verify", help="recompute the hash chain; name the first bad row")
@@ -30,6 +36,23 @@ def add_dose_parser(sub: Any) -> None:
     report.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
     report.add_argument("--json", action="store_true", help="JSON instead of a table")
     report.set_defaults(func=cmd_report)
+    export = dose_sub.add_parser(
+        "export-rdsr", help="write one procedure as a DICOM X-Ray Radiation Dose SR",
+        description="Write one procedure as a DICOM X-Ray Radiation Dose SR (TID 10001).")
+    export.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
+    export.add_argument("--procedure", required=True, metavar="UID",
+                        help="procedure UID (see fluoro dose report)")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.dcm",
+                        help="the RDSR file to write")
+    export.set_defaults(func=cmd_export_rdsr)
+    imp = dose_sub.add_parser(
+        "import-rdsr", help="import X-Ray Radiation Dose SRs from other systems",
+        description="Import projection X-ray dose reports (RDSR, TID 10001) as imported "
+                    "procedures. Every file is read fully first: one bad file imports nothing.")
+    imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="RDSR files")
+    imp.add_argument("--db", type=Path, required=True, metavar="PATH",
+                     help="the dose log (created if absent)")
+    imp.set_defaults(func=cmd_import_rdsr)
 
 
 def _existing(path: Path) -> Path:
@@ -72,6 +95,10 @@ def procedure_json(log: DoseLog, p: ProcedureSummary) -> dict[str, Any]:
         "kar_mgy": p.kar_mgy,
         "dap_gycm2": p.dap_gycm2,
         "anchor": p.anchor,
+        "source": p.source,
+        "imported": p.is_imported,
+        "reference_point_code": p.info.reference_point_code,
+        **(imported_json(p) if p.imported is not None else {}),
         "alarms": [
             {"key": a.key, "quantity": a.quantity, "threshold": a.threshold, "value": a.value,
              "t_s": a.t_s, "message": a.message, "time_utc": a.wall_time_utc.isoformat(),
@@ -80,6 +107,76 @@ def procedure_json(log: DoseLog, p: ProcedureSummary) -> dict[str, Any]:
             for a in log.alarms(p.procedure_uid)
         ],
     }
+
+
+def imported_json(p: ProcedureSummary) -> dict[str, Any]:
+    """An imported procedure's report as stated: totals summed over planes (DAP Gy·cm², Ka,r
+    mGy, times s), each plane, the sums over its events, and every event."""
+    report = p.imported
+    assert report is not None
+    stated = report.stated_totals()
+    *_, origin = report.summary_totals()
+    return {
+        "totals_from": origin,
+        "fluoro_dap_gycm2": stated["fluoro_dap_gycm2"],
+        "fluoro_kar_mgy": stated["fluoro_kar_mgy"],
+        "acquisition_dap_gycm2": stated["acquisition_dap_gycm2"],
+        "acquisition_kar_mgy": stated["acquisition_kar_mgy"],
+        "acquisition_time_s": stated["acquisition_time_s"],
+        "radiographic_frames": stated["radiographic_frames"],
+        "stated": stated,
+        "event_sums": report.event_sums(),
+        "plane_count": len(report.planes),
+        "planes": [asdict(plane) for plane in report.planes],
+        "rdsr": {"sop_instance_uid": report.sop_instance_uid,
+                 "study_instance_uid": report.study_instance_uid,
+                 "file_name": report.file_name, "manufacturer": report.manufacturer,
+                 "model": report.model, "device_serial": report.device_serial,
+                 "device_observer_name": report.device_observer_name,
+                 "completion_flag": report.completion_flag,
+                 "time_zone_stated": report.time_zone_stated,
+                 "warnings": list(report.warnings)},
+        "irradiation_events": [asdict(event) for event in report.events],
+    }
+
+
+def cmd_export_rdsr(args: argparse.Namespace) -> int:
+    from fluoro.rdsr_export import export_rdsr
+
+    with DoseLog.open_readonly(_existing(args.db)) as log:
+        p = log.procedure(args.procedure)
+        out = export_rdsr(log, args.procedure, args.out)
+    print(f"{out}: X-Ray Radiation Dose SR of procedure {p.procedure_uid} ({p.events} events, "
+          f"Ka,r {p.kar_mgy:.4g} mGy, DAP {p.dap_gycm2:.4g} Gy·cm², fluoro time "
+          f"{p.fluoro_time_s:.1f} s)", flush=True)
+    return 0
+
+
+def cmd_import_rdsr(args: argparse.Namespace) -> int:
+    from fluoro.paths import site_key_file
+    from fluoro.pseudonym import load_or_create_site_salt, patient_key
+    from fluoro.rdsr_import import read_reports, store_reports
+
+    salt: list[bytes] = []
+
+    def key_of(patient_id: str) -> str:  # the site secret is read only when a report has an ID
+        if not salt:
+            site_key_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            salt.append(load_or_create_site_salt(site_key_file()))
+        return patient_key(patient_id, salt[0])
+
+    reports = read_reports(args.files, key_of)  # every file fully, before the log is touched
+    with DoseLog.create_or_open(args.db) as log:
+        done = store_reports(log, reports)
+        for path, uid, head in done:
+            if head is None:
+                print(f"{path}: already in the dose log as procedure {uid}; skipped")
+                continue
+            p = log.procedure(uid)
+            print(f"{path}: imported as procedure {uid} ({p.events} events, Ka,r "
+                  f"{p.kar_mgy:.4g} mGy, DAP {p.dap_gycm2:.4g} Gy·cm²), anchor {head}",
+                  flush=True)
+    return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -93,7 +190,8 @@ def cmd_report(args: argparse.Namespace) -> int:
               f"{'fluoro':>7} {'Ka,r mGy':>10} {'DAP Gy·cm²':>11} {'alarms':>6}  state")
     print(header)
     for p in procedures:
-        state = "complete" if p["complete"] else "INCOMPLETE"
+        state = ("imported (RDSR)" if p["imported"] else
+                 "complete" if p["complete"] else "INCOMPLETE")
         if p["missing_pulses"]:
             state += f", {p['missing_pulses']} missing pulses"
         minutes, seconds = divmod(int(p["fluoro_time_s"]), 60)

@@ -14,6 +14,12 @@ TID 10003) whenever a pulse's event number differs from the previous pulse's; ev
 each procedure with the final totals and the chain head before it (an anchor, see ``verify``).
 The patient ID itself is never stored: see ``fluoro.pseudonym``.
 
+Procedures imported from other systems' dose reports (RDSR, ``fluoro.rdsr_import``) are stored
+by ``import_procedure`` in one transaction as start, ``imported_procedure`` (the report's stated
+totals per plane), one ``imported_event`` per irradiation event, and end rows; they are listed by
+``procedures()`` with ``source="rdsr-import"`` and never mixed into the live pulse queries (see
+``fluoro.doselog_imported``).
+
 Durability
 ----------
 Every ``append`` is one committed SQLite transaction (WAL mode) before it returns; a pulse and the
@@ -63,6 +69,12 @@ from fluoro import __version__
 from fluoro import doselog_query as query
 from fluoro.dose import DoseGap, DoseTotals, PulseDose
 from fluoro.doselog_fallback import FALLBACK_SUFFIX, FallbackJournal, JournalEntry
+from fluoro.doselog_imported import (
+    ImportedEvent,
+    ImportedPlane,
+    ImportedProcedure,
+    import_rows,
+)
 from fluoro.doselog_records import (
     IEC_REFERENCE_POINT,
     REFERENCE_POINT_CODE,
@@ -106,6 +118,9 @@ __all__ = [
     "DoseLogError",
     "FallbackJournal",
     "Head",
+    "ImportedEvent",
+    "ImportedPlane",
+    "ImportedProcedure",
     "IrradiationEvent",
     "JournalEntry",
     "NoteRecord",
@@ -253,6 +268,31 @@ class DoseLog:
             self._procedure_uid, self._last_event = None, None
             return Head(rows, digest)
 
+    def import_procedure(self, info: ProcedureInfo, report: ImportedProcedure) -> Head:
+        """Store a procedure from another system's dose report, all its rows in one committed
+        transaction (see ``fluoro.doselog_imported``): start, the report as stated, one row per
+        irradiation event, and an end row holding the stated totals and the chain anchor.
+
+        ``info.procedure_uid`` is required (the report's SOP Instance UID); a UID already in the
+        log raises ``InputError``. Returns the head after the end row.
+        """
+        with self._lock:
+            conn = self._writable("import_procedure")
+            uid = info.procedure_uid
+            if not uid:
+                raise DoseLogError("import_procedure: info.procedure_uid is required")
+            if self.has_procedure(uid, conn):
+                raise InputError(f"procedure_uid={uid!r}: already in the dose log {self.path}")
+            rows = import_rows(uid, info.to_data(), report, f"fluoro {__version__}")
+            return Head(*self._write(rows, anchor_last=True))
+
+    def has_procedure(self, uid: str, conn: sqlite3.Connection | None = None) -> bool:
+        """Whether a procedure (live or imported) with this UID is in the log."""
+        with self._lock:
+            conn = conn or self._connection()
+            return conn.execute("SELECT 1 FROM ledger WHERE procedure_uid = ? AND kind = ?",
+                                (uid, PROCEDURE_START)).fetchone() is not None
+
     # -- reading -------------------------------------------------------------------------------
 
     def head(self) -> Head:
@@ -271,6 +311,11 @@ class DoseLog:
         if not found:
             raise InputError(f"procedure {uid}: not in the dose log {self.path}")
         return found[0]
+
+    def imported(self, uid: str) -> ImportedProcedure | None:
+        """The dose report an imported procedure came from (None for a live procedure)."""
+        with self._reading() as conn:
+            return query.imported(conn, uid).get(uid)
 
     def pulses(self, uid: str) -> list[PulseDose]:
         with self._reading() as conn:

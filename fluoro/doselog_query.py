@@ -17,6 +17,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fluoro.dose import DoseGap, DoseTotals, PulseDose
+from fluoro.doselog_imported import (
+    IMPORTED_EVENT,
+    IMPORTED_PROCEDURE,
+    SOURCE_RDSR,
+    ImportedProcedure,
+    parse_dicom_datetime,
+)
 from fluoro.doselog_records import (
     Acknowledgement,
     AlarmRecord,
@@ -144,6 +151,33 @@ def _sums(conn: sqlite3.Connection, uid: str | None = None) -> dict[str, _Sums]:
     return result
 
 
+def imported(conn: sqlite3.Connection, uid: str | None = None) -> dict[str, ImportedProcedure]:
+    """The imported procedures (all, or the one ``uid``) from their ``imported_procedure`` and
+    ``imported_event`` rows, by procedure UID."""
+    where, args = ("AND procedure_uid = ? ", (uid,)) if uid is not None else ("", ())
+    reports: dict[str, dict[str, Any]] = {}
+    events: dict[str, list[dict[str, Any]]] = {}
+    for puid, kind, payload in conn.execute(
+            f"SELECT procedure_uid, kind, payload FROM ledger WHERE kind IN (?, ?) {where}"
+            "ORDER BY id", (IMPORTED_PROCEDURE, IMPORTED_EVENT, *args)):
+        if kind == IMPORTED_PROCEDURE:
+            reports[puid] = _data(payload)
+        else:
+            events.setdefault(puid, []).append(_data(payload))
+    return {puid: ImportedProcedure.from_rows(data, events.get(puid, []))
+            for puid, data in reports.items()}
+
+
+def _irradiation_end(report: ImportedProcedure) -> datetime | None:
+    """End of the last irradiation event of a report (its start plus its duration)."""
+    ends = []
+    for event in report.events:
+        start = parse_dicom_datetime(event.started)
+        if start is not None:
+            ends.append(start + timedelta(seconds=event.duration_s or 0.0))
+    return max(ends) if ends else None
+
+
 def procedures(conn: sqlite3.Connection, uid: str | None = None,
                patient_key: str | None = None) -> list[ProcedureSummary]:
     """Summaries in the order the procedures started (optionally one uid or one patient)."""
@@ -160,6 +194,8 @@ def procedures(conn: sqlite3.Connection, uid: str | None = None,
         sums = {puid: s for puid, _ in starts for s in _sums(conn, puid).values()}
     else:
         sums = _sums(conn, uid)
+    # one index lookup (procedure_uid, kind) per procedure, never a scan of the pulse rows
+    reports = {puid: r for puid, _ in starts for r in imported(conn, puid).values()}
     ends: dict[str, tuple[str, dict[str, Any]]] = {}
     end_where, end_args = ("AND procedure_uid = ?", (uid,)) if uid is not None else ("", ())
     for puid, wall, payload in conn.execute(
@@ -176,6 +212,14 @@ def procedures(conn: sqlite3.Connection, uid: str | None = None,
             ended = parse_utc(end[0])
             reported = DoseTotals(**end[1]["totals"])
             anchor = f"{end[1]['anchor']['rows']}:{end[1]['anchor']['hash']}"
+        report = reports.get(puid)
+        if report is not None:  # imported: the report's stated totals (no pulse rows)
+            kar, dap, time_s, _ = report.summary_totals()
+            result.append(ProcedureSummary(
+                info, puid, info.patient_key, info.procedure_name, info.started_utc,
+                _irradiation_end(report), 0, 0, 0, len(report.events), time_s, kar, dap,
+                s.alarms, end is not None, reported, anchor, SOURCE_RDSR, report))
+            continue
         result.append(ProcedureSummary(
             info, puid, info.patient_key, info.procedure_name, info.started_utc, ended,
             s.pulses, s.missing_pulses, s.measured_pulses, s.events, s.fluoro_time_s, s.kar_mgy,

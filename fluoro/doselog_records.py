@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from fluoro.dose import DoseTotals
+from fluoro.doselog_imported import SOURCE_LIVE, ImportedProcedure
 from fluoro.doselog_store import parse_utc, plain
 from fluoro.errors import InputError
 from fluoro.frame import Exposure
@@ -158,6 +159,12 @@ class ProcedureSummary:
     of 21 CFR 1020.32(h) (s); ``events`` counts irradiation events (TID 10003). ``complete`` is
     False when no end row was written. ``reported`` holds the totals given to ``end_procedure``
     and ``anchor`` the chain head recorded there (``"rows:hash"``).
+
+    ``source`` is ``"live"`` for a procedure this system recorded pulse by pulse and
+    ``"rdsr-import"`` for one imported from another system's dose report; an imported one has no
+    pulse rows, ``imported`` holds the report as stated (per-plane totals, events, sums over
+    events) and ``kar_mgy``/``dap_gycm2``/``fluoro_time_s``/``events`` are the report's stated
+    totals (see ``ImportedProcedure.summary_totals``).
     """
 
     info: ProcedureInfo
@@ -177,6 +184,12 @@ class ProcedureSummary:
     complete: bool
     reported: DoseTotals | None = None
     anchor: str | None = None
+    source: str = SOURCE_LIVE
+    imported: ImportedProcedure | None = None
+
+    @property
+    def is_imported(self) -> bool:
+        return self.imported is not None
 
 
 class PatientHistory(NamedTuple):
