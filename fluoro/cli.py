@@ -178,9 +178,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.dose_log is None:
         log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     log = DoseLog.create_or_open(log_path)  # a bad log is refused before the slow start-up
+    meter = None
     try:
+        if args.dose_source is not None:
+            from drivers.dose_sources import open_dose_source
+
+            meter = open_dose_source(args.dose_source)
         source = _open(args.source)
     except BaseException:
+        if meter is not None:
+            meter.close()
         log.close()
         raise
     use_window = args.screenshot is not None or (not args.headless and has_display())
@@ -208,11 +215,9 @@ def cmd_run(args: argparse.Namespace) -> int:
                          pregnant=True if args.pregnant else None)
     engine = DoseEngine(site, log, info, pregnant=bool(args.pregnant))
     feed = None
-    if args.dose_source is not None:
-        from drivers.dose_sources import open_dose_source
+    if meter is not None:
         from fluoro.meter_feed import MeterFeed
 
-        meter = open_dose_source(args.dose_source)
         _say(f"dose source: {meter.info.description}")
         reset = dict(parse_qsl(urlsplit(args.dose_source).query)).get("reset", "1") == "1"
         engine.attach_meter(reset_at_start=reset)

@@ -99,6 +99,7 @@ def procedure_json(log: DoseLog, p: ProcedureSummary) -> dict[str, Any]:
         "imported": p.is_imported,
         "reference_point_code": p.info.reference_point_code,
         **(imported_json(p) if p.imported is not None else {}),
+        **meter_json(log, p.procedure_uid),
         "alarms": [
             {"key": a.key, "quantity": a.quantity, "threshold": a.threshold, "value": a.value,
              "t_s": a.t_s, "message": a.message, "time_utc": a.wall_time_utc.isoformat(),
@@ -107,6 +108,16 @@ def procedure_json(log: DoseLog, p: ProcedureSummary) -> dict[str, Any]:
             for a in log.alarms(p.procedure_uid)
         ],
     }
+
+
+def meter_json(log: DoseLog, uid: str) -> dict[str, Any]:
+    """The DAP meter's record of a live procedure (absent when no meter was attached)."""
+    meter = log.meter_record(uid)
+    if not meter.readings and not meter.events:
+        return {}
+    return {"meter": {"readings": meter.readings, "dap_total_gycm2": meter.last_total_gycm2,
+                      "first_total_gycm2": meter.first_total_gycm2, "events": meter.events,
+                      "gaps": meter.gaps, "gap_s": round(meter.gap_s, 3)}}
 
 
 def imported_json(p: ProcedureSummary) -> dict[str, Any]:

@@ -91,6 +91,8 @@ from fluoro.doselog_store import (
     ALARM,
     EVENT,
     GAP,
+    METER_EVENT,
+    METER_READING,
     NOTE,
     PROCEDURE_END,
     PROCEDURE_START,
@@ -107,6 +109,7 @@ from fluoro.doselog_store import (
 )
 from fluoro.doselog_verify import Head, VerifyReport, verify
 from fluoro.errors import InputError
+from fluoro.meter import MeterEvent, MeterReading
 
 __all__ = [
     "FALLBACK_SUFFIX",
@@ -254,6 +257,24 @@ class DoseLog:
         with self._lock:
             self._writable("log_note")
             self._write([(NOTE, self._procedure_uid, {"text": text, "author": author})])
+
+    def log_meter_reading(self, reading: MeterReading) -> None:
+        """Record a DAP meter's reading (its total, Gy·cm², since its reset) in the open
+        procedure."""
+        with self._lock:
+            uid = self._require_procedure("log_meter_reading")
+            self._write([(METER_READING, uid, plain(reading, "meter reading"))])
+
+    def log_meter_event(self, event: MeterEvent) -> None:
+        """Record a change of the meter's link (a disconnect starts a gap in the measured DAP)."""
+        with self._lock:
+            uid = self._require_procedure("log_meter_event")
+            self._write([(METER_EVENT, uid, plain(event, "meter event"))])
+
+    def meter_record(self, uid: str) -> query.MeterRecord:
+        """The procedure's meter readings and link events, summarised."""
+        with self._reading() as conn:
+            return query.meter_record(conn, uid)
 
     def end_procedure(self, totals: DoseTotals) -> Head:
         """End the open procedure with the accumulator's final ``totals``.

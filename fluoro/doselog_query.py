@@ -38,6 +38,8 @@ from fluoro.doselog_store import (
     ALARM,
     EVENT,
     GAP,
+    METER_EVENT,
+    METER_READING,
     NOTE,
     PROCEDURE_END,
     PROCEDURE_START,
@@ -242,3 +244,39 @@ def patient_history(conn: sqlite3.Connection, patient_key: str, weeks: float,
         dap += summary.dap_gycm2
         count += 1
     return PatientHistory(kar, dap, count)
+
+
+@dataclass(frozen=True, slots=True)
+class MeterRecord:
+    """What a DAP meter reported during one procedure: ``readings`` and the last total
+    (Gy·cm², the meter's count since its reset), link ``events`` by kind, and ``gaps`` — each
+    disconnect that was followed by a reconnect — with their total duration in s."""
+
+    readings: int
+    last_total_gycm2: float | None
+    first_total_gycm2: float | None
+    events: dict[str, int]
+    gaps: int
+    gap_s: float
+
+
+def meter_record(conn: sqlite3.Connection, uid: str) -> MeterRecord:
+    rows = conn.execute("SELECT kind, payload FROM ledger WHERE procedure_uid = ? AND kind IN "
+                        "(?, ?) ORDER BY id", (uid, METER_READING, METER_EVENT))
+    readings, first, last = 0, None, None
+    events: dict[str, int] = {}
+    gaps, gap_s, down_ns = 0, 0.0, None
+    for kind, payload in rows:
+        data = _data(payload)
+        if kind == METER_READING:
+            readings += 1
+            last = float(data["dap_total_gycm2"])
+            first = last if first is None else first
+            continue
+        events[data["kind"]] = events.get(data["kind"], 0) + 1
+        if data["kind"] == "disconnected" and down_ns is None:
+            down_ns = int(data["t_host_ns"])
+        elif data["kind"] == "connected" and down_ns is not None:
+            gaps, gap_s = gaps + 1, gap_s + (int(data["t_host_ns"]) - down_ns) * 1e-9
+            down_ns = None
+    return MeterRecord(readings, last, first, events, gaps, gap_s)

@@ -52,6 +52,8 @@ GAP = "gap"
 ALARM = "alarm"
 ACK = "ack"
 NOTE = "note"
+METER_READING = "meter_reading"  # a DAP meter's total (fluoro.meter.MeterReading)
+METER_EVENT = "meter_event"  # the meter's link: connected, disconnected, error, garbage, timeout
 
 # Typed columns, in table order, between the identifying columns and the payload.
 COLUMNS = ("id", "kind", "procedure_uid", "wall_time_utc", "patient_key", "seq", "t_s", "event",
