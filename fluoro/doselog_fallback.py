@@ -31,12 +31,12 @@ from fluoro.doselog_store import (
     Clock,
     canonical_json,
     format_utc,
-    fsync_folder,
     parse_utc,
     plain,
     utc_now,
 )
 from fluoro.errors import InputError
+from fluoro.fsutil import fsync_folder
 
 __all__ = ["FALLBACK_SUFFIX", "FallbackJournal", "JournalEntry"]
 

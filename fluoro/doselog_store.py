@@ -35,6 +35,7 @@ import numpy as np
 
 from fluoro import __version__
 from fluoro.errors import InputError
+from fluoro.fsutil import fsync_folder
 
 APPLICATION = "fluoro-dose-log"
 SCHEMA_VERSION = 1
@@ -220,20 +221,6 @@ def _insert_rows(conn: sqlite3.Connection, rows: list[Row], wall_time_utc: str,
 
 
 # -- opening files ----------------------------------------------------------------------------
-
-def fsync_folder(folder: Path) -> None:
-    """Make a new directory entry durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
 
 def _create_file(path: Path) -> None:
     """Create ``path`` empty with mode 0600 unless it exists; InputError naming why not."""

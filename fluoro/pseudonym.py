@@ -25,6 +25,7 @@ import unicodedata
 from pathlib import Path
 
 from fluoro.errors import InputError
+from fluoro.fsutil import fsync_folder
 
 __all__ = ["KEY_HEX_DIGITS", "SALT_BYTES", "load_or_create_site_salt", "normalise_patient_id",
            "patient_key"]
@@ -84,7 +85,7 @@ def load_or_create_site_salt(path: str | os.PathLike[str]) -> bytes:
             os.link(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_folder(folder)
+    fsync_folder(folder)
     return _read_salt(path)
 
 
@@ -100,15 +101,3 @@ def _read_salt(path: Path) -> bytes:
     return salt
 
 
-def _fsync_folder(folder: Path) -> None:
-    """Make a new directory entry durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
