@@ -32,10 +32,7 @@ def add_dose_parser(sub: Any) -> None:
     check.add_argument("--anchor", metavar="ROWS:HASH",
                        help="a head printed earlier (run summary); fails if rows after it are gone")
     check.set_defaults(func=cmd_verify)
-    report = dose_sub.add_parser("report", help="per-procedure totals, alarms, acknowledgements")
-    report.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
-    report.add_argument("--json", action="store_true", help="JSON instead of a table")
-    report.set_defaults(func=cmd_report)
+    _add_report_parser(dose_sub)
     export = dose_sub.add_parser(
         "export-rdsr", help="write one procedure as a DICOM X-Ray Radiation Dose SR",
         description="Write one procedure as a DICOM X-Ray Radiation Dose SR (TID 10001).")
@@ -190,23 +187,97 @@ def cmd_import_rdsr(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report_parser(dose_sub: Any) -> None:
+    from fluoro.report_options import parse_since, parse_until, parse_weeks
+
+    report = dose_sub.add_parser(
+        "report", help="dose review: procedures, patients, rooms, outliers against local DRLs",
+        description="Report the procedures of a dose log: totals, alarms and acknowledgements, "
+                    "the source of the dose, each patient's cumulative dose over the last weeks "
+                    "(NCRP Report 168 notification level: Ka,r 3 Gy, DAP 300 Gy·cm²), per-room "
+                    "median and 75th percentile, and outliers against local diagnostic "
+                    "reference levels (ICRP Publication 135). Formats: a text table (default), "
+                    "one self-contained HTML page with plots, CSV (one row per procedure; "
+                    "columns in fluoro/report_csv.py), JSON.")
+    report.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
+    report.add_argument("--format", choices=("text", "html", "csv", "json"), default=None,
+                        help="output format (default: a text table)")
+    report.add_argument("--json", action="store_true",
+                        help="the same as --format json (kept for compatibility)")
+    report.add_argument("--out", type=Path, metavar="PATH",
+                        help="write the report to this file instead of standard output")
+    report.add_argument("--since", type=parse_since, metavar="DATE",
+                        help="procedures started on or after DATE (YYYY-MM-DD or ISO time; UTC)")
+    report.add_argument("--until", type=parse_until, metavar="DATE",
+                        help="procedures started up to DATE (a day: the whole day; UTC)")
+    report.add_argument("--patient", metavar="KEY",
+                        help="one patient: the pseudonymous key, or the patient ID (keyed with "
+                             "this site's secret; never stored)")
+    report.add_argument("--room", metavar="R", help="one room (case-insensitive)")
+    report.add_argument("--weeks", type=parse_weeks, default=12.0, metavar="N",
+                        help="window of the per-patient cumulative dose, weeks (default 12)")
+    report.add_argument("--drl", type=Path, metavar="PATH",
+                        help="site file of local diagnostic reference levels (default: "
+                             "fluoro/data/drl.toml)")
+    report.set_defaults(func=cmd_report)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
+    from fluoro.report_data import ReportFilter, build_report
+    from fluoro.report_drl import load_drl_table
+    from fluoro.report_options import check_out, resolve_patient, write_output
+
+    fmt = args.format or ("json" if args.json else "text")
+    if args.json and fmt != "json":
+        raise InputError(f"--json and --format {fmt}: choose one format")
+    if args.since and args.until and args.since >= args.until:
+        raise InputError(f"--since {args.since.isoformat()} is not before --until "
+                         f"{args.until.isoformat()}: no time is left between them")
+    check_out(args.out)
+    drl = load_drl_table(args.drl)
+    filters = ReportFilter(args.since, args.until, resolve_patient(args.patient), args.room,
+                           args.weeks)
     with DoseLog.open_readonly(_existing(args.db)) as log:
-        procedures = [procedure_json(log, p) for p in log.procedures()]
-    if args.json:
-        json.dump({"dose_log": str(args.db), "procedures": procedures}, sys.stdout, indent=2)
-        sys.stdout.write("\n")
+        report = build_report(log, filters, drl)
+        if fmt == "html":
+            from fluoro.report_html import render_html
+            from fluoro.report_timeline import timeline
+
+            text = render_html(report, lambda row: timeline(log, row))
+        elif fmt == "json":
+            from fluoro.report_json import report_json
+
+            docs = [procedure_json(log, r.summary) for r in report.procedures]
+            text = json.dumps(report_json(report, docs), indent=2) + "\n"
+        elif fmt == "csv":
+            from fluoro.report_csv import render_csv
+
+            text = render_csv(report)
+        else:
+            text = _report_table([procedure_json(log, r.summary) for r in report.procedures])
+    if args.out is None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
         return 0
-    header = (f"{'started (UTC)':<20} {'procedure':<24} {'pulses':>7} {'events':>6} "
-              f"{'fluoro':>7} {'Ka,r mGy':>10} {'DAP Gy·cm²':>11} {'alarms':>6}  state")
-    print(header)
+    write_output(args.out, text)
+    outliers = len(report.outliers)
+    print(f"{args.out}: {fmt} report of {len(report.procedures)} procedures "
+          f"({outliers} above their DRL)", file=sys.stderr, flush=True)
+    return 0
+
+
+def _report_table(procedures: list[dict[str, Any]]) -> str:
+    """The text table: one line per procedure."""
+    lines = [f"{'started (UTC)':<20} {'procedure':<24} {'pulses':>7} {'events':>6} "
+             f"{'fluoro':>7} {'Ka,r mGy':>10} {'DAP Gy·cm²':>11} {'alarms':>6}  state"]
     for p in procedures:
         state = ("imported (RDSR)" if p["imported"] else
                  "complete" if p["complete"] else "INCOMPLETE")
         if p["missing_pulses"]:
             state += f", {p['missing_pulses']} missing pulses"
         minutes, seconds = divmod(int(p["fluoro_time_s"]), 60)
-        print(f"{p['started_utc'][:19]:<20} {(p['procedure_name'] or '-')[:24]:<24} "
-              f"{p['pulses']:>7} {p['events']:>6} {minutes:>4}:{seconds:02d} "
-              f"{p['kar_mgy']:>10.3f} {p['dap_gycm2']:>11.4f} {len(p['alarms']):>6}  {state}")
-    return 0
+        lines.append(f"{p['started_utc'][:19]:<20} {(p['procedure_name'] or '-')[:24]:<24} "
+                     f"{p['pulses']:>7} {p['events']:>6} {minutes:>4}:{seconds:02d} "
+                     f"{p['kar_mgy']:>10.3f} {p['dap_gycm2']:>11.4f} {len(p['alarms']):>6}  "
+                     f"{state}")
+    return "\n".join(lines) + "\n"
