@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fluoro.cli_dose import add_dose_parser
 
     add_dose_parser(sub)
+    from fluoro.cli_track import add_track_parser
+
+    add_track_parser(sub)
     emulate = sub.add_parser("emulate", help="run a device emulator (for tests and demos)",
                              description="Serve an emulated device on a pseudo-terminal.")
     emulate.add_argument("device", choices=["diamentor"], help="which device")
