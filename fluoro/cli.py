@@ -130,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     from fluoro.cli_track import add_track_parser
 
     add_track_parser(sub)
+    review = sub.add_parser("review", help="review window for a dose log (radiation safety)",
+                            description="Procedures with filters, dose curves, alarms and "
+                                        "acknowledgements, exports and verification.")
+    review.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
+    review.add_argument("--screenshot", type=Path, metavar="PNG",
+                        help="render the window offscreen and save it as PNG, then exit")
+    review.set_defaults(func=cmd_review)
     emulate = sub.add_parser("emulate", help="run a device emulator (for tests and demos)",
                              description="Serve an emulated device on a pseudo-terminal.")
     emulate.add_argument("device", choices=["diamentor"], help="which device")
@@ -137,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="the emulator's own options (see fluoro emulate diamentor --help)")
     emulate.set_defaults(func=cmd_emulate)
     return parser
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    from ui.review_window import run_review
+
+    return run_review(args.db, screenshot=args.screenshot)
 
 
 def cmd_emulate(args: argparse.Namespace) -> int:

@@ -221,3 +221,16 @@ def test_a_patient_run_creates_the_site_key_folder(tmp_path, monkeypatch):
                         "--dose-log", str(tmp_path / "elsewhere.sqlite"), "--patient", "MRN-5")
     assert result.returncode == 0, result.stderr
     assert (data / "site.key").stat().st_mode & 0o077 == 0
+
+
+def test_review_window_renders_a_log_offscreen(tmp_path):
+    import cv2
+
+    db = _logged_procedure(tmp_path, 30)
+    png = tmp_path / "review.png"
+    result = run_fluoro("review", "--db", str(db), "--screenshot", str(png))
+    assert result.returncode == 0, result.stderr
+    image = cv2.imread(str(png))
+    assert image is not None and image.std() > 10
+    assert_one_error_line(run_fluoro("review", "--db", str(tmp_path / "none.sqlite")),
+                          "none.sqlite")
