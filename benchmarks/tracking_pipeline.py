@@ -1,0 +1,67 @@
+"""The full pipeline (denoise -> needle tracking) through ``fluoro.bench``: latency at a pulse
+rate, stage times and the tracking section, as ``fluoro bench`` will report them once the
+lead wires the stages in.
+
+    python benchmarks/tracking_pipeline.py [--size 1024] [--fps 30] [--frames 300]
+        [--quanta 50] [--scenario fusion-hardware] [--no-denoise] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from drivers.sim import open_sim
+from fluoro.bench import BenchConfig, run_bench, summary_lines
+from fluoro.console import Progress
+from fluoro.needle import NeedleTracker
+from fluoro.needle_score import TrackingScorer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument("--quanta", type=float, default=50.0)
+    parser.add_argument("--scenario", default="fusion-hardware")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-denoise", action="store_true")
+    parser.add_argument("--json", type=Path, metavar="PATH")
+    args = parser.parse_args(argv)
+    url = (f"sim://spine?size={args.size}&fps={args.fps:g}&quanta={args.quanta:g}"
+           f"&seed={args.seed}&realtime=0&clean=0&scenario={args.scenario}")
+
+    def stages():
+        chain = [] if args.no_denoise else [_denoiser()]
+        return [*chain, NeedleTracker()]
+
+    bars: dict[str, Progress] = {}
+
+    def progress(done: int, total: int, label: str) -> None:
+        if label not in bars:
+            for bar in bars.values():
+                bar.close()
+            bars.clear()
+            bars[label] = Progress(total, label)
+        bars[label].update(done)
+
+    cfg = BenchConfig(url, args.frames, args.fps, args.scenario, args.json)
+    report = run_bench(cfg, open_sim(url), stages, progress, lambda: [TrackingScorer()])
+    for bar in bars.values():
+        bar.close()
+    print("\n".join(summary_lines(report)))
+    print("tracking: " + json.dumps(report.get("tracking")))
+    return 0
+
+
+def _denoiser():
+    from fluoro.denoise import Denoiser
+
+    return Denoiser()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
