@@ -64,6 +64,10 @@ class BenchConfig:
     scenario: str | None = None
     json_path: Path | None = None
     save_frames_dir: Path | None = None
+    noise_quanta: float | None = None  # add Poisson noise to a non-simulated source's frames
+    seed: int = 1
+    baselines: bool = False
+    baseline_frames: int = 8  # the slow baselines (OpenCV NLM) run on this many frames
 
 
 class PrerenderedSource:
@@ -206,6 +210,10 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
     frames, source_fps = prerender(source, cfg.frames, progress)
     if not frames:
         raise ValueError(f"{cfg.source_url}: the source gave no frames")
+    if cfg.noise_quanta is not None:  # the source's frames become the clean truth
+        from fluoro.noise import add_poisson_noise
+
+        frames = add_poisson_noise(frames, cfg.noise_quanta, cfg.seed)
     if cfg.save_frames_dir is not None:
         save_frames(frames, cfg.save_frames_dir, cfg.scenario or "source")
 
@@ -230,6 +238,10 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
     report["stages_ms"] = {name: _pct(s, ("p50", "p99")) for name, s in stats.stages_ms.items()}
     report["frames_dropped_processing"] = stats.frames_dropped
     report.update(scored)
+    if cfg.baselines:
+        from fluoro.denoise_baselines import run_baselines
+
+        report["baselines"] = run_baselines(frames, cfg.baseline_frames, progress)
     report["dose"] = _dose_section(frames, paced)
     report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}

@@ -95,6 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--record", type=Path, metavar="DIR",
                      help="record the session (frames.npy, frames.jsonl) into a new folder; "
                           "play it back with --source replay:DIR")
+    run.add_argument("--passthrough", action="store_true",
+                     help="no image processing (no denoise, no needle tracking)")
     run.add_argument("--screenshot", type=Path, metavar="PNG",
                      help="render the window (offscreen without a display) after the run's "
                           f"frames (default {SCREENSHOT_FRAMES}) and save it as PNG")
@@ -120,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="sim:// scenario: clean-spine (default), fusion-hardware, no-needle")
     bench.add_argument("--seed", type=int, metavar="S", help="sim:// random seed (default 1)")
     bench.add_argument("--json", type=Path, metavar="PATH", help="write the report as JSON here")
+    bench.add_argument("--baselines", action="store_true",
+                       help="also score reference denoisers (recursive filter, Gaussian, "
+                            "bilateral, OpenCV NLM single- and multi-frame) in the same run")
+    bench.add_argument("--baseline-frames", type=_count, default=8, metavar="N",
+                       help="frames the slow baselines run on (default 8)")
+    bench.add_argument("--passthrough", action="store_true",
+                       help="measure the bare pipeline: no denoise, no tracking")
     bench.add_argument("--save-frames", type=Path, metavar="DIR",
                        help="save a picture of the last frame (and its noise-free truth) here")
     bench.set_defaults(func=cmd_bench)
@@ -243,8 +252,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         from drivers.recording import Recorder
 
         recorder = Recorder(args.record)
-    pipe = Pipeline(source, dose=engine, max_frames=args.frames,
-                    taps=[recorder.put] if recorder else ())
+    from fluoro.stages import default_stages
+
+    pipe = Pipeline(source, [] if args.passthrough else default_stages(), dose=engine,
+                    max_frames=args.frames, taps=[recorder.put] if recorder else ())
     _say("compiling kernels ...")
     pipe.warm_up()
     stop = threading.Event()
@@ -324,16 +335,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if url.startswith("sim:"):
         url = with_query(url, size=args.size or 1024, fps=args.fps, quanta=args.quanta or 50,
                          scenario=args.scenario, seed=args.seed, realtime=0, frames=args.frames,
-                         clean=1 if args.save_frames else 0)
+                         clean=0 if args.passthrough and not args.save_frames else 1)
         query = dict(parse_qsl(urlsplit(url).query))
         scenario = query.get("scenario", "clean-spine")
     else:
         given = [f"--{n}" for n in ("size", "scenario", "seed") if getattr(args, n) is not None]
         if given:
             raise InputError(f"{', '.join(given)}: only for sim:// sources, not {url!r}")
-        if args.quanta is not None:
-            raise InputError(f"--quanta on {url!r}: adding noise to a recorded stream is not "
-                             "built yet; use a sim:// source")
         scenario = None
     bars: dict[str, Progress] = {}
 
@@ -346,10 +354,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
         bars[label].update(done)
 
     source = _open(url)
-    cfg = BenchConfig(url, args.frames, args.fps, scenario, args.json, args.save_frames)
+    noise = args.quanta if not url.startswith("sim:") else None
+    cfg = BenchConfig(url, args.frames, args.fps, scenario, args.json, args.save_frames,
+                      noise_quanta=noise, seed=args.seed or 1, baselines=args.baselines,
+                      baseline_frames=args.baseline_frames)
     from fluoro.pipeline import PassThrough
+    from fluoro.stages import default_scorers, default_stages
 
-    report = run_bench(cfg, source, lambda: [PassThrough()], progress)
+    if args.passthrough:
+        report = run_bench(cfg, source, lambda: [PassThrough()], progress)
+    else:
+        report = run_bench(cfg, source, default_stages, progress, default_scorers)
     for bar in bars.values():
         bar.close()
     print("\n".join(summary_lines(report)), flush=True)

@@ -68,10 +68,10 @@ def test_seconds_bounds_a_run():
     assert 0 < received < 60  # 1.5 s of a 15 pulses/s source, beam-off gaps included
 
 
-def test_bench_json_contract(tmp_path):
+def test_bench_passthrough_json_contract(tmp_path):
     out = tmp_path / "bench.json"
     pictures = tmp_path / "pictures"
-    result = fluoro("bench", "--size", "256", "--frames", "60", "--fps", "30",
+    result = fluoro("bench", "--size", "256", "--frames", "60", "--fps", "30", "--passthrough",
                     "--scenario", "fusion-hardware", "--json", str(out),
                     "--save-frames", str(pictures))
     assert result.returncode == 0, result.stderr
@@ -91,6 +91,33 @@ def test_bench_json_contract(tmp_path):
     images = sorted(pictures.glob("*.png"))
     assert images, "bench --save-frames wrote no picture"
     assert cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE).shape == (256, 256)
+
+
+def test_bench_scores_denoise_and_tracking_against_the_truth(tmp_path):
+    out = tmp_path / "bench.json"
+    result = fluoro("bench", "--size", "256", "--frames", "45", "--fps", "15",
+                    "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert {"denoise", "track", "dose"} <= set(report["stages_ms"])
+    denoise = report["denoise"]
+    assert denoise["psnr_out_db"] > denoise["psnr_in_db"] + 3  # it really denoises
+    assert 0 < denoise["ssim_in"] < denoise["ssim_out"] <= 1
+    tracking = report["tracking"]
+    assert 0 <= tracking["detection_rate"] <= 1 and tracking["false_positive_rate"] <= 0.05
+    assert "baselines" not in report  # not asked for: not present
+
+
+def test_bench_adds_noise_to_a_real_cine_and_scores_baselines(tmp_path, shared_data):
+    out = tmp_path / "bench.json"
+    cine = shared_data / "xray" / "xa_coronary_cine_512.dcm"
+    result = fluoro("bench", "--source", f"dicom:{cine}", "--quanta", "50", "--frames", "12",
+                    "--baselines", "--baseline-frames", "2", "--json", str(out))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(out.read_text())
+    assert report["denoise"]["psnr_out_db"] > report["denoise"]["psnr_in_db"]
+    assert {"recursive_a0.25", "opencv_nlm_multi"} <= set(report["baselines"])
+    assert report["baselines"]["opencv_nlm_multi"]["ms_per_frame"] > 0
 
 
 def test_bench_never_loads_qt():
