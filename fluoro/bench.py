@@ -239,9 +239,12 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
     report["frames_dropped_processing"] = stats.frames_dropped
     report.update(scored)
     if cfg.baselines:
+        from fluoro.denoise import Denoiser
         from fluoro.denoise_baselines import run_baselines
 
-        report["baselines"] = run_baselines(frames, cfg.baseline_frames, progress)
+        # our own denoiser scored on the same frames, for a like-for-like comparison
+        report["baselines"] = run_baselines(frames, cfg.baseline_frames, progress,
+                                            stage_factory=Denoiser)
     report["dose"] = _dose_section(frames, paced)
     report["machine"] = {"cpus": os.cpu_count(), "python": platform.python_version(),
                          "platform": platform.platform()}
