@@ -15,7 +15,7 @@ from pathlib import Path
 
 from drivers.sim import open_sim
 from fluoro.bench import BenchConfig, run_bench, summary_lines
-from fluoro.console import Progress
+from fluoro.console import StageProgress
 from fluoro.needle import NeedleTracker
 from fluoro.needle_score import TrackingScorer
 
@@ -38,20 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         chain = [] if args.no_denoise else [_denoiser()]
         return [*chain, NeedleTracker()]
 
-    bars: dict[str, Progress] = {}
-
-    def progress(done: int, total: int, label: str) -> None:
-        if label not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars.clear()
-            bars[label] = Progress(total, label)
-        bars[label].update(done)
+    progress = StageProgress()
 
     cfg = BenchConfig(url, args.frames, args.fps, args.scenario, args.json)
     report = run_bench(cfg, open_sim(url), stages, progress, lambda: [TrackingScorer()])
-    for bar in bars.values():
-        bar.close()
+    progress.close()
     print("\n".join(summary_lines(report)))
     print("tracking: " + json.dumps(report.get("tracking")))
     return 0

@@ -329,7 +329,7 @@ def with_query(url: str, **params: object) -> str:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from fluoro.bench import BenchConfig, run_bench, summary_lines
-    from fluoro.console import Progress
+    from fluoro.console import StageProgress
 
     url = args.source
     if url.startswith("sim:"):
@@ -343,15 +343,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if given:
             raise InputError(f"{', '.join(given)}: only for sim:// sources, not {url!r}")
         scenario = None
-    bars: dict[str, Progress] = {}
-
-    def progress(done: int, total: int, label: str) -> None:
-        if label not in bars:
-            for bar in bars.values():
-                bar.close()
-            bars.clear()
-            bars[label] = Progress(total, label)
-        bars[label].update(done)
+    progress = StageProgress()
 
     source = _open(url)
     noise = args.quanta if not url.startswith("sim:") else None
@@ -365,8 +357,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report = run_bench(cfg, source, lambda: [PassThrough()], progress)
     else:
         report = run_bench(cfg, source, default_stages, progress, default_scorers)
-    for bar in bars.values():
-        bar.close()
+    progress.close()
     print("\n".join(summary_lines(report)), flush=True)
     if args.json:
         _say(f"report written to {args.json}")

@@ -77,3 +77,25 @@ def notice(text: str, stream: TextIO | None = None) -> None:
     out = stream if stream is not None else sys.stderr
     out.write(f"fluoro: {text}\n")
     out.flush()
+
+
+class StageProgress:
+    """A progress callback ``(done, total, label)`` for a job of several stages: each new label
+    closes the previous stage's bar and starts its own."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream
+        self._bar: Progress | None = None
+        self._label: str | None = None
+
+    def __call__(self, done: int, total: int, label: str) -> None:
+        if label != self._label:
+            self.close()
+            self._bar, self._label = Progress(total, label, self.stream), label
+        assert self._bar is not None
+        self._bar.update(done)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

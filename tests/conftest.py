@@ -87,3 +87,17 @@ def frames_factory():
 @pytest.fixture
 def exposure_factory():
     return make_exposure
+
+
+def read_all(source, timeout_s: float = 1.0) -> list:
+    """Every frame a source gives until it ends (``EndOfStream``)."""
+    from fluoro.frame import EndOfStream
+
+    frames = []
+    while True:
+        try:
+            frame = source.read(timeout_s)
+        except EndOfStream:
+            return frames
+        if frame is not None:
+            frames.append(frame)

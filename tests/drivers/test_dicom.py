@@ -6,30 +6,19 @@ import time
 import numpy as np
 import pydicom
 import pytest
+from conftest import read_all
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from drivers import open_source
 from fluoro.errors import SourceError
-from fluoro.frame import EndOfStream
-
-
-def _read_all(source) -> list:
-    frames = []
-    while True:
-        try:
-            frame = source.read(1.0)
-        except EndOfStream:
-            return frames
-        if frame is not None:
-            frames.append(frame)
 
 
 def test_real_coronary_cine_plays_all_frames_at_its_frame_time(shared_data):
     path = shared_data / "xray" / "xa_coronary_cine_512.dcm"
     source = open_source(f"dicom:{path}?realtime=0")
     assert source.info.nominal_fps == pytest.approx(1000 / 33)
-    frames = _read_all(source)
+    frames = read_all(source)
     assert len(frames) == 96
     assert frames[0].shape == (512, 512) and frames[0].pixels.dtype == np.uint16
     assert [f.seq for f in frames] == list(range(96))
@@ -43,7 +32,7 @@ def test_real_coronary_cine_plays_all_frames_at_its_frame_time(shared_data):
 def test_real_jpeg_lossless_1024_secondary_capture_with_modality_xa(shared_data):
     path = shared_data / "xray" / "xa_cerebral_1024_jpll.dcm"
     source = open_source(f"dicom:{path}?realtime=0")
-    (frame,) = _read_all(source)
+    (frame,) = read_all(source)
     assert frame.shape == (1024, 1024)
     assert 256 < int(frame.pixels.max()) < 1024  # 10 of 16 bits stored, not cut to 8 bits
 
@@ -85,7 +74,7 @@ def test_monochrome1_is_inverted_and_header_technique_becomes_exposure(tmp_path)
                           ImagerPixelSpacing=[0.3, 0.3],
                           EstimatedRadiographicMagnificationFactor="1.5", CineRate="10")
     source = open_source(f"dicom:{path}?realtime=0")
-    frames = _read_all(source)
+    frames = read_all(source)
     assert len(frames) == 3
     assert int(frames[0].pixels[0, 0]) == int(pixels.max())  # darkest stored value is brightest
     e = frames[0].exposure

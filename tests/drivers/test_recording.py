@@ -5,34 +5,22 @@ import time
 
 import numpy as np
 import pytest
-from conftest import run_fluoro
+from conftest import read_all, run_fluoro
 
 from drivers import open_source
 from drivers.recording import Recorder
 from fluoro.errors import InputError, SourceError
-from fluoro.frame import EndOfStream
-
-
-def _all(source):
-    frames = []
-    while True:
-        try:
-            frame = source.read(1.0)
-        except EndOfStream:
-            return frames
-        if frame is not None:
-            frames.append(frame)
 
 
 def test_300_simulated_frames_replay_bit_exactly(tmp_path):
     url = "sim://spine?size=128&realtime=0&frames=300&clean=1&lose=0.02&scenario=fusion-hardware"
-    original = _all(open_source(url))
+    original = read_all(open_source(url))
     recorder = Recorder(tmp_path / "rec")
     for frame in original:
         recorder.put(frame, block=True)
     recorder.close()
     assert recorder.frames_written == 300 and recorder.frames_skipped == 0
-    replayed = _all(open_source(f"replay:{tmp_path / 'rec'}?realtime=0"))
+    replayed = read_all(open_source(f"replay:{tmp_path / 'rec'}?realtime=0"))
     assert len(replayed) == len(original) == 300
     for a, b in zip(original, replayed, strict=True):
         assert np.array_equal(a.pixels, b.pixels) and b.pixels.dtype == np.uint16
@@ -70,14 +58,14 @@ def test_a_stream_written_by_another_program_replays_with_its_timing(tmp_path):
     source = open_source(f"replay:{tmp_path}")
     assert source.info.nominal_fps == pytest.approx(10.0)
     t0 = time.monotonic()
-    got = _all(source)
+    got = read_all(source)
     assert time.monotonic() - t0 >= 0.27  # original timing: 3 intervals of 0.1 s
     assert [f.seq for f in got] == [10, 11, 12, 13] and got[2].pixel_spacing_mm == (0.2, 0.3)
     assert np.array_equal(got[3].pixels, frames[3])
 
 
 def test_a_recording_cut_short_by_a_crash_still_replays_what_was_written(tmp_path):
-    frames = _all(open_source("sim://spine?size=128&realtime=0&frames=40&clean=0"))
+    frames = read_all(open_source("sim://spine?size=128&realtime=0&frames=40&clean=0"))
     recorder = Recorder(tmp_path / "rec")
     for frame in frames:
         recorder.put(frame, block=True)
@@ -85,7 +73,7 @@ def test_a_recording_cut_short_by_a_crash_still_replays_what_was_written(tmp_pat
     # a crash after the header was rewritten but before the last metadata line was flushed
     meta = (tmp_path / "rec" / "frames.jsonl").read_text().splitlines()
     (tmp_path / "rec" / "frames.jsonl").write_text("\n".join(meta[:-3]) + "\n")
-    replayed = _all(open_source(f"replay:{tmp_path / 'rec'}?realtime=0"))
+    replayed = read_all(open_source(f"replay:{tmp_path / 'rec'}?realtime=0"))
     assert len(replayed) == 37
 
 
