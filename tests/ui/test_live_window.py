@@ -193,3 +193,17 @@ def test_snapshot_writes_png_and_dicom_secondary_capture(qtbot, tmp_path):
     assert cv2.imread(str(png)) is not None
     ds = pydicom.dcmread(dcm)
     assert ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and ds.pixel_array.shape == (32, 32)
+
+
+def test_a_failed_dose_log_cannot_be_missed(qtbot, tmp_path):
+    source = PedalUp(make_frames("1" * 40), INFO, 30.0)
+    window, engine, _ = _window(qtbot, tmp_path, [], source=source)
+    qtbot.waitUntil(lambda: window.frames_shown >= 3, timeout=10000)
+    for suffix in ("", "-wal", "-shm"):  # the log file disappears mid-procedure
+        (tmp_path / f"dose.sqlite{suffix}").unlink(missing_ok=True)
+    qtbot.waitUntil(lambda: window.dose_panel.failed.isVisible(), timeout=10000)
+    assert "DOSE LOG FAILED" in window.dose_panel.failed.text()
+    frames_then, pulses_then = window.frames_shown, engine.totals().pulses
+    qtbot.waitUntil(lambda: window.frames_shown > frames_then + 3, timeout=10000)  # imaging goes on
+    assert engine.totals().pulses > pulses_then  # and so does dose accounting, in memory
+    assert window.dose_panel.failed.isVisible()
