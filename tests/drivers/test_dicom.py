@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pydicom
 import pytest
-from conftest import read_all
-from pydicom.dataset import FileMetaDataset
+from conftest import assert_one_error_line, read_all, run_fluoro
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from drivers import open_source
@@ -47,11 +47,12 @@ def test_realtime_paces_at_the_frame_time(shared_data):
     assert time.monotonic() - t0 >= 3 * 0.033 * 0.9
 
 
-def _write(tmp_path, modality="RF", photometric="MONOCHROME1", **attrs):
+def _write(tmp_path, modality="RF", photometric="MONOCHROME1",
+           sop_class="1.2.840.10008.5.1.4.1.1.12.2", **attrs):
     ds = pydicom.Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.12.2"
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
     ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
@@ -105,3 +106,133 @@ def test_unknown_parameter_is_refused(tmp_path):
     path, _ = _write(tmp_path)
     with pytest.raises(SourceError, match="speed"):
         open_source(f"dicom:{path}?speed=2")
+
+
+def _item(**attrs):
+    item = Dataset()
+    for key, value in attrs.items():
+        setattr(item, key, value)
+    return item
+
+
+def _group(**macros):
+    """One functional-group item: each keyword a macro sequence holding one item."""
+    return _item(**{name: [_item(**attrs)] for name, attrs in macros.items()})
+
+
+ENHANCED_XA = "1.2.840.10008.5.1.4.1.1.12.1.1"
+
+
+def test_enhanced_xa_per_frame_groups_give_each_frame_its_own_exposure_time_and_spacing(
+        tmp_path):
+    shared = _group(PixelMeasuresSequence={"PixelSpacing": [0.2, 0.2]},
+                    XAXRFFrameCharacteristicsSequence={"DistanceSourceToIsocenter": 760.0})
+    per_frame = [
+        _group(FrameAcquisitionSequence={"KVP": 70 + 5 * i, "XRayTubeCurrentInmA": 10.0 + i},
+               FrameContentSequence={"FrameAcquisitionDateTime": f"20240301101500.{stamp}"})
+        for i, stamp in enumerate(["000000", "066667", "133333"])]
+    per_frame[2].PixelMeasuresSequence = [_item(PixelSpacing=[0.25, 0.25])]
+    path, _ = _write(tmp_path, modality="XA", sop_class=ENHANCED_XA,
+                     SharedFunctionalGroupsSequence=[shared],
+                     PerFrameFunctionalGroupsSequence=per_frame,
+                     DistanceSourceToDetector="1200", AveragePulseWidth="6",
+                     ImageAndFluoroscopyAreaDoseProduct="3.0", EntranceDoseInmGy="1.5",
+                     FilterMaterial=["ALUMINUM", "COPPER"], FilterThicknessMinimum=["1.0", "0.2"])
+    source = open_source(f"dicom:{path}?realtime=0")
+    assert source.info.nominal_fps == pytest.approx(15, rel=1e-3)  # from the frame times
+    frames = read_all(source)
+    assert [f.t_s for f in frames] == pytest.approx([0, 0.066667, 0.133333])
+    assert [(f.exposure.kvp, f.exposure.ma) for f in frames] == [(70, 10), (75, 11), (80, 12)]
+    e = frames[1].exposure
+    assert (e.pulse_ms, e.sid_mm, e.sirp_mm) == (6, 1200, 610)  # shared 760 mm - 150 mm
+    assert e.filter_mm_cu == pytest.approx(0.2)
+    assert e.dap_gycm2 == pytest.approx(0.1)  # 3 dGy·cm² = 0.3 Gy·cm² over 3 frames
+    assert e.kar_mgy == pytest.approx(0.5)
+    assert [f.pixel_spacing_mm for f in frames] == [(0.2, 0.2), (0.2, 0.2), (0.25, 0.25)]
+
+
+def test_dose_in_a_frames_own_group_is_not_spread_and_looping_continues_the_clock(tmp_path):
+    per_frame = [_group(FrameAcquisitionSequence={"KVP": 80, "XRayTubeCurrentInmA": 9.0},
+                        XRayAcquisitionDoseSequence={"EntranceDoseInmGy": 0.3 + i})
+                 for i in range(3)]
+    path, _ = _write(tmp_path, modality="XA", sop_class=ENHANCED_XA,
+                     PerFrameFunctionalGroupsSequence=per_frame, FrameTime="50")
+    source = open_source(f"dicom:{path}?realtime=0&loop=1")
+    frames = [source.read() for _ in range(5)]
+    assert [f.exposure.kar_mgy for f in frames] == pytest.approx([0.3, 1.3, 2.3, 0.3, 1.3])
+    assert [f.t_s for f in frames] == pytest.approx([0, 0.05, 0.1, 0.15, 0.2])
+    assert frames[0].exposure.dap_gycm2 is None and frames[0].exposure.filter_mm_cu == 0
+
+
+def test_legacy_xa_frame_time_vector_and_entrance_dose_in_dgy(tmp_path):
+    path, _ = _write(tmp_path, KVP="75", XRayTubeCurrent="5", FrameTimeVector=[0, 100, 50],
+                     EntranceDose=3, ImageAndFluoroscopyAreaDoseProduct="0.6",
+                     PixelSpacing=[0.3, 0.3], ImagerPixelSpacing=[0.4, 0.4])
+    frames = read_all(open_source(f"dicom:{path}?realtime=0"))
+    assert [f.t_s for f in frames] == pytest.approx([0, 0.1, 0.15])
+    assert frames[0].exposure.kar_mgy == pytest.approx(100)  # 3 dGy = 300 mGy over 3 frames
+    assert frames[2].exposure.dap_gycm2 == pytest.approx(0.02)
+    # no magnification factor: the calibrated Pixel Spacing wins over the detector's spacing
+    assert frames[0].pixel_spacing_mm == (0.3, 0.3)
+
+
+def _refused(path, *words):
+    with pytest.raises(SourceError) as info:
+        open_source(f"dicom:{path}?realtime=0")
+    message = str(info.value)
+    assert message.startswith(f"dicom:{path}?realtime=0: ") and "\n" not in message, message
+    for word in words:
+        assert word in message, message
+    return message
+
+
+@pytest.mark.parametrize("keep", [150, 250, 320, -380, -200, -1],
+                         ids=["meta", "header", "before-pixels", "pixel-start", "mid-pixels",
+                              "last-byte"])
+def test_a_truncated_written_file_is_refused(tmp_path, keep):
+    path, _ = _write(tmp_path)
+    data = path.read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:keep])
+    _refused(cut, "truncated")
+
+
+@pytest.mark.parametrize("keep", [1000, 5000, 10720, 12000, 900000, -8])
+def test_the_real_coronary_cine_truncated_is_refused(shared_data, tmp_path, keep):
+    data = (shared_data / "xray" / "xa_coronary_cine_512.dcm").read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:keep])
+    _refused(cut, "truncated")
+
+
+def test_a_header_declaring_more_frames_than_the_pixel_data_holds_is_refused(tmp_path):
+    path, _ = _write(tmp_path, NumberOfFrames=5)
+    _refused(path, "truncated pixel data", "384 of the 640 bytes")
+
+
+@pytest.mark.parametrize(("name", "marker"), [("xa_coronary_cine_512.dcm", b"\xff\xc0"),
+                                              ("xa_cerebral_1024_jpll.dcm", b"\xff\xd8")],
+                         ids=["jpeg-baseline-sof", "jpeg-lossless-soi"])
+def test_a_corrupt_jpeg_stream_is_refused(shared_data, tmp_path, name, marker):
+    data = bytearray((shared_data / "xray" / name).read_bytes())
+    at = data.find(marker, data.find(b"\xff\xd8\xff"))
+    data[at:at + 6] = bytes(6)  # the first frame's marker segment zeroed
+    bad = tmp_path / "bad.dcm"
+    bad.write_bytes(bytes(data))
+    _refused(bad, "cannot decode the pixel data", "JPEG")
+
+
+def test_fewer_compressed_frames_than_declared_is_refused(shared_data, tmp_path):
+    ds = pydicom.dcmread(shared_data / "xray" / "xa_coronary_cine_512.dcm")
+    ds.NumberOfFrames = 100
+    path = tmp_path / "short.dcm"
+    ds.save_as(path)
+    _refused(path, "100 frames declared")
+
+
+def test_fluoro_run_with_a_truncated_cine_exits_2_with_one_line(shared_data, tmp_path):
+    data = (shared_data / "xray" / "xa_coronary_cine_512.dcm").read_bytes()
+    cut = tmp_path / "cut.dcm"
+    cut.write_bytes(data[:600000])
+    result = run_fluoro("run", "--headless", "--source", f"dicom:{cut}", timeout=120)
+    assert_one_error_line(result, f"dicom:{cut}", "truncated")
