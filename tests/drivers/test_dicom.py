@@ -48,7 +48,7 @@ def test_realtime_paces_at_the_frame_time(shared_data):
 
 
 def _write(tmp_path, modality="RF", photometric="MONOCHROME1",
-           sop_class="1.2.840.10008.5.1.4.1.1.12.2", **attrs):
+           sop_class="1.2.840.10008.5.1.4.1.1.12.2", size=8, **attrs):
     ds = pydicom.Dataset()
     ds.file_meta = FileMetaDataset()
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
@@ -57,8 +57,8 @@ def _write(tmp_path, modality="RF", photometric="MONOCHROME1",
     ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
     ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
     ds.Modality = modality
-    pixels = np.arange(3 * 8 * 8, dtype=np.uint16).reshape(3, 8, 8)
-    ds.Rows, ds.Columns, ds.NumberOfFrames = 8, 8, 3
+    pixels = (np.arange(3 * size * size, dtype=np.uint16) % 4096).reshape(3, size, size)
+    ds.Rows, ds.Columns, ds.NumberOfFrames = size, size, 3
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, photometric
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.PixelData = pixels.tobytes()
@@ -236,3 +236,21 @@ def test_fluoro_run_with_a_truncated_cine_exits_2_with_one_line(shared_data, tmp
     cut.write_bytes(data[:600000])
     result = run_fluoro("run", "--headless", "--source", f"dicom:{cut}", timeout=120)
     assert_one_error_line(result, f"dicom:{cut}", "truncated")
+
+
+@pytest.mark.parametrize("syntax", ["RLELossless", "JPEG2000Lossless"])
+def test_rle_and_jpeg2000_cine_decode_losslessly(tmp_path, syntax):
+    import pydicom.uid
+
+    path, pixels = _write(tmp_path, photometric="MONOCHROME2", size=64)
+    ds = pydicom.dcmread(path)
+    try:
+        ds.compress(getattr(pydicom.uid, syntax))
+    except Exception as exc:  # no encoder for this syntax installed
+        pytest.skip(f"cannot encode {syntax} here: {exc}")
+    ds.save_as(path)
+    assert pydicom.dcmread(path).file_meta.TransferSyntaxUID == getattr(pydicom.uid, syntax)
+    frames = read_all(open_source(f"dicom:{path}?realtime=0"))
+    assert len(frames) == 3
+    for frame, original in zip(frames, pixels, strict=True):
+        assert np.array_equal(frame.pixels, original)
