@@ -1,37 +1,17 @@
-"""The dose log: an append-only, tamper-evident SQLite record of every pulse of every procedure.
+"""The dose log: an append-only, tamper-evident record of every pulse of every procedure, in an
+SQLite file or (many rooms, one log) a PostgreSQL database: see ``fluoro.doselog_backend``.
 
 What is kept
 ------------
-One ``ledger`` table holds every row of every kind in the order written (see
-``fluoro.doselog_store`` for the schema): the start of each procedure (``ProcedureInfo``: UID,
-pseudonymous patient key, name, operator, room, device, the reference-point definition in force
-(IEC 60601-2-43 by default, DICOM code 113860), calibration factor, pregnancy status, start time);
-every pulse (``PulseDose``: seq, source time ``t_s`` (s), event, Ka,r (mGy), DAP (Gy·cm²), the
-modelled values beside them, measured flag, beam-on time (s; the fluoroscopy time of
-21 CFR 1020.32(h)) and the pulse's technique factors); an irradiation-event row (DICOM PS3.16
-TID 10003) whenever a pulse's event number differs from the previous pulse's; every sequence gap
-(``DoseGap``) with its estimated dose; alarms, their acknowledgements, free notes; and the end of
-each procedure with the final totals and the chain head before it (an anchor, see ``verify``).
-The patient ID itself is never stored: see ``fluoro.pseudonym``.
-
-Procedures imported from other systems' dose reports (RDSR, ``fluoro.rdsr_import``) are stored
-by ``import_procedure`` in one transaction as start, ``imported_procedure`` (the report's stated
-totals per plane), one ``imported_event`` per irradiation event, and end rows; they are listed by
-``procedures()`` with ``source="rdsr-import"`` and never mixed into the live pulse queries (see
-``fluoro.doselog_imported``).
+Every row of every kind in one ``ledger`` table, in the order written: procedures, pulses,
+irradiation events, gaps, alarms, acknowledgements, notes, meter rows, imported dose reports
+(row kinds and their records: ``fluoro.doselog_records``; schema: ``fluoro.doselog_store``).
 
 Durability
 ----------
-Every ``append`` is one committed SQLite transaction (WAL mode) before it returns; a pulse and the
-event row it opens are committed together. ``synchronous=FULL`` (the default) fsyncs the WAL at
-every commit, so a committed pulse survives a killed process and a power loss. Measured with
-``benchmarks/doselog_throughput.py`` (5,000 pulses, one transaction each; development machine:
-2 cores, virtio disk, ext4-class file system, SQLite 3.40): FULL 3,300–3,800 pulses/s (append
-p50 0.23 ms, p99 0.5–4 ms), NORMAL 15,000–16,000 pulses/s (p50 0.05 ms). The pipeline produces
-7.5–30 pulses/s and the requirement is 1,000 pulses/s, so FULL is the default. ``NORMAL`` (in WAL
-mode it survives a killed process, but a power loss may take the last commits) stays available as
-``create_or_open(path, synchronous="NORMAL")`` for disks where fsync is slow; run the benchmark on
-the disk the log will live on.
+Every ``append`` is committed before it returns (a pulse and the event row it opens together);
+SQLite's ``synchronous`` modes and their measured cost are in ``fluoro.doselog_store``, the
+PostgreSQL commit and the cross-room append lock in ``fluoro.pg_store``.
 
 Files are created mode 0600 (the -wal and -shm files too); each is one connection used by one
 thread at a time (a lock makes the object safe to share, e.g. a UI thread reading totals while the
@@ -39,9 +19,9 @@ acquisition thread appends). Readers in other processes use ``DoseLog.open_reado
 
 Failure
 -------
-``append`` raises (``sqlite3.Error``, ``OSError``) when the write fails and leaves the chain as it
-was; the accumulator (``fluoro.dose``) catches it, keeps the totals in memory, shows DOSE LOG
-FAILED, and can write to a ``FallbackJournal`` beside the log.
+``append`` raises (``sqlite3.Error``, ``psycopg.Error``, ``OSError``) when the write fails and
+leaves the chain as it was; the accumulator (``fluoro.dose``) catches it, keeps the totals in
+memory, shows DOSE LOG FAILED, and can write to a ``FallbackJournal`` beside the log.
 
 Tamper evidence and its limit
 -----------------------------
@@ -68,6 +48,7 @@ from types import TracebackType
 from fluoro import __version__
 from fluoro import doselog_query as query
 from fluoro.dose import DoseGap, DoseTotals, PulseDose
+from fluoro.doselog_backend import open_reader, open_writer
 from fluoro.doselog_fallback import FALLBACK_SUFFIX, FallbackJournal, JournalEntry
 from fluoro.doselog_imported import (
     ImportedEvent,
@@ -100,8 +81,6 @@ from fluoro.doselog_store import (
     Clock,
     Row,
     append_rows,
-    connect_reader,
-    connect_writer,
     format_utc,
     plain,
     read_head,
@@ -147,9 +126,10 @@ class DoseLog:
     committed before it returns. Use as a context manager or call ``close``.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool,
-                 clock: Clock) -> None:
-        self.path = path
+    def __init__(self, conn: sqlite3.Connection, path: Path | str, *, readonly: bool,
+                 clock: Clock, target: str | os.PathLike[str] | None = None) -> None:
+        self.path = path  # what messages name: the file, or the URL without its password
+        self._target = path if target is None else target
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = conn
         self._clock = clock
@@ -160,22 +140,24 @@ class DoseLog:
     @classmethod
     def create_or_open(cls, path: str | os.PathLike[str], *, synchronous: str = "FULL",
                        clock: Clock | None = None) -> DoseLog:
-        """Open the dose log at ``path`` for appending, creating it (mode 0600) if absent.
+        """Open the dose log at ``path`` for appending, creating it (mode 0600) if absent; a
+        ``postgresql://user@host:port/db`` URL opens the department database (``fluoro.pg_store``;
+        an empty database gets the schema).
 
         ``synchronous``: SQLite's ``FULL`` (default; survives power loss) or ``NORMAL`` (survives
         a killed process). ``clock`` returns the current timezone-aware wall time (tests).
         Raises ``InputError`` naming the path when it cannot be created or is not a fluoro dose
         log.
         """
-        path = Path(path)
         clock = clock or utc_now
-        return cls(connect_writer(path, synchronous, clock), path, readonly=False, clock=clock)
+        conn, name = open_writer(path, synchronous, clock)
+        return cls(conn, name, readonly=False, clock=clock, target=path)
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike[str]) -> DoseLog:
         """Open an existing dose log for reading only (its own connection, URI ``mode=ro``)."""
-        path = Path(path)
-        return cls(connect_reader(path), path, readonly=True, clock=utc_now)
+        conn, name = open_reader(path)
+        return cls(conn, name, readonly=True, clock=utc_now, target=path)
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -369,7 +351,7 @@ class DoseLog:
 
     def verify(self, anchor: Head | None = None) -> VerifyReport:
         """``verify(self.path, anchor)`` (through its own read-only connection)."""
-        return verify(self.path, anchor)
+        return verify(self._target, anchor)
 
     # -- life cycle ----------------------------------------------------------------------------
 

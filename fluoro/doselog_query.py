@@ -90,9 +90,12 @@ def gaps(conn: sqlite3.Connection, uid: str) -> list[DoseGap]:
 
 
 def events(conn: sqlite3.Connection, uid: str) -> list[IrradiationEvent]:
-    sums = {event: (n, kar, dap, beam, end) for event, n, kar, dap, beam, end in conn.execute(
-        "SELECT event, count(*), total(kar_mgy), total(dap_gycm2), total(beam_time_s), max(t_s) "
-        "FROM ledger WHERE procedure_uid = ? AND kind = ? GROUP BY event", (uid, PULSE))}
+    sums: dict[int, tuple[int, float, float, float, float]] = {}
+    for event, kar, dap, beam, t_s in conn.execute(  # summed in row order, as the accumulator
+            "SELECT event, kar_mgy, dap_gycm2, beam_time_s, t_s FROM ledger "
+            "WHERE procedure_uid = ? AND kind = ? ORDER BY id", (uid, PULSE)):
+        n, k, d, b, end = sums.get(event, (0, 0.0, 0.0, 0.0, t_s))
+        sums[event] = (n + 1, k + kar, d + dap, b + beam, max(end, t_s))
     result = []
     for (payload,) in conn.execute("SELECT payload FROM ledger WHERE procedure_uid = ? AND "
                                    "kind = ? ORDER BY id", (uid, EVENT)):

@@ -1,4 +1,25 @@
-"""Records of the dose log: what a procedure is started with and what the queries return."""
+"""Records of the dose log: what a procedure is started with and what the queries return.
+
+What is kept
+------------
+One ``ledger`` table holds every row of every kind in the order written (see
+``fluoro.doselog_store`` for the schema): the start of each procedure (``ProcedureInfo``: UID,
+pseudonymous patient key, name, operator, room, device, the reference-point definition in force
+(IEC 60601-2-43 by default, DICOM code 113860), calibration factor, pregnancy status, start time);
+every pulse (``PulseDose``: seq, source time ``t_s`` (s), event, Ka,r (mGy), DAP (Gy·cm²), the
+modelled values beside them, measured flag, beam-on time (s; the fluoroscopy time of
+21 CFR 1020.32(h)) and the pulse's technique factors); an irradiation-event row (DICOM PS3.16
+TID 10003) whenever a pulse's event number differs from the previous pulse's; every sequence gap
+(``DoseGap``) with its estimated dose; alarms, their acknowledgements, free notes; and the end of
+each procedure with the final totals and the chain head before it (an anchor, see ``verify``).
+The patient ID itself is never stored: see ``fluoro.pseudonym``.
+
+Procedures imported from other systems' dose reports (RDSR, ``fluoro.rdsr_import``) are stored
+by ``import_procedure`` in one transaction as start, ``imported_procedure`` (the report's stated
+totals per plane), one ``imported_event`` per irradiation event, and end rows; they are listed by
+``procedures()`` with ``source="rdsr-import"`` and never mixed into the live pulse queries (see
+``fluoro.doselog_imported``).
+"""
 
 from __future__ import annotations
 

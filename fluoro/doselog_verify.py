@@ -18,8 +18,8 @@ import json
 import os
 import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
+from fluoro.doselog_backend import open_reader
 from fluoro.doselog_store import (
     COLUMNS,
     GAP,
@@ -27,7 +27,6 @@ from fluoro.doselog_store import (
     PULSE,
     canonical_json,
     chain_hash,
-    connect_reader,
     project,
 )
 
@@ -77,13 +76,14 @@ _SELECT = (f"SELECT {', '.join(COLUMNS)}, payload, prev_hash, hash FROM ledger O
 
 
 def verify(path: str | os.PathLike[str], anchor: Head | None = None) -> VerifyReport:
-    """Recompute the hash chain of the dose log at ``path`` (opened read-only).
+    """Recompute the hash chain of the dose log at ``path`` (an SQLite file or a
+    ``postgresql://`` URL, opened read-only).
 
     ``anchor``: a head printed earlier (see the module docstring); the report fails if the log
     no longer reaches that row or that row's hash differs. Raises ``InputError`` if ``path`` is
     not a fluoro dose log.
     """
-    conn = connect_reader(Path(path))
+    conn, _ = open_reader(path)
     try:
         conn.execute("BEGIN")
         return _verify_rows(conn, anchor)
