@@ -22,6 +22,7 @@ from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fluoro import __version__
+from fluoro.cli_dose import add_dose_parser, dose_log_target
 from fluoro.errors import InputError
 
 DEFAULT_SOURCE = "sim://spine"
@@ -80,9 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(automatic without a display)")
     run.add_argument("--frames", type=_count, metavar="N", help="stop after N frames")
     run.add_argument("--seconds", type=_positive, metavar="S", help="stop after S seconds")
-    run.add_argument("--dose-log", type=Path, metavar="PATH",
-                     help="the SQLite dose log (default: dose-log.sqlite in the user's data "
-                          "folder, or $FLUORO_DATA_DIR)")
+    run.add_argument("--dose-log", type=dose_log_target, metavar="PATH|URL",
+                     help="the dose log: an SQLite file (default: dose-log.sqlite in the user's "
+                          "data folder, or $FLUORO_DATA_DIR) or a department PostgreSQL "
+                          "database, postgresql://user@host:port/dbname")
     run.add_argument("--patient", metavar="ID",
                      help="patient ID (only a salted hash of it is stored)")
     run.add_argument("--procedure", metavar="NAME", help="procedure name, for the dose log")
@@ -132,8 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--save-frames", type=Path, metavar="DIR",
                        help="save a picture of the last frame (and its noise-free truth) here")
     bench.set_defaults(func=cmd_bench)
-
-    from fluoro.cli_dose import add_dose_parser
 
     add_dose_parser(sub)
     from fluoro.cli_track import add_track_parser

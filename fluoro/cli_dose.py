@@ -28,7 +28,8 @@ def add_dose_parser(sub: Any) -> None:
     dose_sub = dose.add_subparsers(dest="dose_command", required=True,
                                    parser_class=type(dose))
     check = dose_sub.add_parser("verify", help="recompute the hash chain; name the first bad row")
-    check.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
+    check.add_argument("--db", type=dose_log_target, required=True, metavar="PATH|URL",
+                       help="the dose log")
     check.add_argument("--anchor", metavar="ROWS:HASH",
                        help="a head printed earlier (run summary); fails if rows after it are gone")
     check.set_defaults(func=cmd_verify)
@@ -36,7 +37,8 @@ def add_dose_parser(sub: Any) -> None:
     export = dose_sub.add_parser(
         "export-rdsr", help="write one procedure as a DICOM X-Ray Radiation Dose SR",
         description="Write one procedure as a DICOM X-Ray Radiation Dose SR (TID 10001).")
-    export.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
+    export.add_argument("--db", type=dose_log_target, required=True, metavar="PATH|URL",
+                       help="the dose log")
     export.add_argument("--procedure", required=True, metavar="UID",
                         help="procedure UID (see fluoro dose report)")
     export.add_argument("--out", type=Path, required=True, metavar="FILE.dcm",
@@ -47,15 +49,20 @@ def add_dose_parser(sub: Any) -> None:
         description="Import projection X-ray dose reports (RDSR, TID 10001) as imported "
                     "procedures. Every file is read fully first: one bad file imports nothing.")
     imp.add_argument("files", nargs="+", type=Path, metavar="FILE", help="RDSR files")
-    imp.add_argument("--db", type=Path, required=True, metavar="PATH",
+    imp.add_argument("--db", type=dose_log_target, required=True, metavar="PATH",
                      help="the dose log (created if absent)")
     imp.set_defaults(func=cmd_import_rdsr)
 
 
-def _existing(path: Path) -> Path:
-    if not path.exists():
-        raise InputError(f"{path}: no such dose log")
-    return path
+def dose_log_target(text: str) -> Path | str:
+    """``--db``/``--dose-log``: a PostgreSQL URL stays text, anything else is a file path."""
+    return text if text.startswith(("postgresql://", "postgres://")) else Path(text)
+
+
+def _existing(target: Path | str) -> Path | str:
+    if isinstance(target, Path) and not target.exists():
+        raise InputError(f"{target}: no such dose log")
+    return target
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -199,7 +206,8 @@ def _add_report_parser(dose_sub: Any) -> None:
                     "reference levels (ICRP Publication 135). Formats: a text table (default), "
                     "one self-contained HTML page with plots, CSV (one row per procedure; "
                     "columns in fluoro/report_csv.py), JSON.")
-    report.add_argument("--db", type=Path, required=True, metavar="PATH", help="the dose log")
+    report.add_argument("--db", type=dose_log_target, required=True, metavar="PATH|URL",
+                       help="the dose log")
     report.add_argument("--format", choices=("text", "html", "csv", "json"), default=None,
                         help="output format (default: a text table)")
     report.add_argument("--json", action="store_true",

@@ -18,6 +18,7 @@ import os
 import threading
 from collections.abc import Callable
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from fluoro.alarms import KINDS, Acknowledgement, Alarm, AlarmEngine
@@ -25,6 +26,7 @@ from fluoro.dose import DoseAccumulator, DoseGap, DoseTotals, MemoryDoseLog, Pul
 from fluoro.doselog import DoseLog, FallbackJournal, Head, ProcedureInfo
 from fluoro.frame import Frame
 from fluoro.meter import MeterEvent, MeterReading
+from fluoro.paths import data_dir
 from fluoro.siteconfig import SiteConfig
 
 # Meter and model DAP are compared only once both exceed this: a few pulses' worth of DAP is
@@ -44,12 +46,16 @@ class _LoggedSink:
         self.procedure_uid = procedure_uid
         self.failure: str | None = None
         self._journal: FallbackJournal | None = None
-        stat = os.stat(log.path)
-        self._file_id = (stat.st_dev, stat.st_ino)
+        self._file_id: tuple[int, int] | None = None
+        if isinstance(log.path, Path):  # an SQLite file (a PostgreSQL log is a URL)
+            stat = os.stat(log.path)
+            self._file_id = (stat.st_dev, stat.st_ino)
 
     def check_file(self) -> None:
-        """Fail if the log file was removed or replaced: SQLite would go on writing to the
-        unlinked file without an error, and every later pulse would be lost at close."""
+        """Fail if the SQLite log file was removed or replaced: SQLite would go on writing to
+        the unlinked file without an error, and every later pulse would be lost at close."""
+        if self._file_id is None:
+            return
         try:
             stat = os.stat(self.log.path)
         except FileNotFoundError:
@@ -70,7 +76,10 @@ class _LoggedSink:
     def journal_write(self, write: Callable[[FallbackJournal], None]) -> None:
         try:
             if self._journal is None:
-                self._journal = FallbackJournal.beside(self.log.path)
+                self._journal = (
+                    FallbackJournal.beside(self.log.path) if isinstance(self.log.path, Path)
+                    # a department database: the journal stays on this computer
+                    else FallbackJournal(data_dir() / f"fallback-{self.procedure_uid}.jsonl"))
             write(self._journal)
         except Exception as exc:
             raise DoseLogFailed(f"{self.failure}; fallback journal failed too: {exc}") from None
