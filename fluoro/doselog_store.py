@@ -271,24 +271,33 @@ def _check_file(path: Path, *, empty_ok: bool) -> None:
         raise InputError(f"{path}: not a fluoro dose log (not an SQLite database)")
 
 
-def _check_meta(conn: sqlite3.Connection, path: Path) -> None:
-    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+def check_meta(name: object, tables: set[str], conn: Any,
+               foreign_table_errors: tuple[type[BaseException], ...]) -> None:
+    """Refuse (``InputError`` naming the log) a database that is not a fluoro dose log of a
+    schema this version reads. ``tables`` are the database's table names; reading ``meta``
+    raising one of ``foreign_table_errors`` means a ``meta`` table of another program. Shared
+    by the SQLite and PostgreSQL stores."""
     if "meta" not in tables:
-        raise InputError(f"{path}: not a fluoro dose log (no fluoro meta table)")
+        raise InputError(f"{name}: not a fluoro dose log (no fluoro meta table)")
     try:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    except sqlite3.DatabaseError:
-        raise InputError(f"{path}: not a fluoro dose log (its meta table is not fluoro's)"
+    except foreign_table_errors:
+        raise InputError(f"{name}: not a fluoro dose log (its meta table is not fluoro's)"
                          ) from None
     if meta.get("application") != APPLICATION:
-        raise InputError(f"{path}: not a fluoro dose log "
+        raise InputError(f"{name}: not a fluoro dose log "
                          f"(meta application is {meta.get('application')!r})")
     version = str(meta.get("schema_version", ""))
     if not version.isdigit() or int(version) > SCHEMA_VERSION:
-        raise InputError(f"{path}: dose log schema {version!r} is newer than this fluoro reads "
+        raise InputError(f"{name}: dose log schema {version!r} is newer than this fluoro reads "
                          f"(schema {SCHEMA_VERSION}); update fluoro")
     if "ledger" not in tables:
-        raise InputError(f"{path}: damaged fluoro dose log (no ledger table)")
+        raise InputError(f"{name}: damaged fluoro dose log (no ledger table)")
+
+
+def _check_meta(conn: sqlite3.Connection, path: Path) -> None:
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    check_meta(path, tables, conn, (sqlite3.DatabaseError,))
 
 
 def _initialise(conn: sqlite3.Connection, wall_time_utc: str) -> None:

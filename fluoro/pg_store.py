@@ -32,6 +32,7 @@ from fluoro.doselog_store import (
     LOG_CREATED,
     SCHEMA_VERSION,
     Clock,
+    check_meta,
     format_utc,
     insert_rows,
 )
@@ -220,24 +221,8 @@ def _tables(conn: PgConnection) -> set[str]:
 
 
 def _check_meta(conn: PgConnection) -> None:
-    name = conn.name
-    tables = _tables(conn)
-    if "meta" not in tables:
-        raise InputError(f"{name}: not a fluoro dose log (no fluoro meta table)")
-    try:
-        meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
-    except Exception:  # a foreign "meta" table of any shape
-        raise InputError(f"{name}: not a fluoro dose log (its meta table is not fluoro's)"
-                         ) from None
-    if meta.get("application") != APPLICATION:
-        raise InputError(f"{name}: not a fluoro dose log "
-                         f"(meta application is {meta.get('application')!r})")
-    version = str(meta.get("schema_version", ""))
-    if not version.isdigit() or int(version) > SCHEMA_VERSION:
-        raise InputError(f"{name}: dose log schema {version!r} is newer than this fluoro reads "
-                         f"(schema {SCHEMA_VERSION}); update fluoro")
-    if "ledger" not in tables:
-        raise InputError(f"{name}: damaged fluoro dose log (no ledger table)")
+    # a foreign "meta" table of any shape fails in any way: Exception
+    check_meta(conn.name, _tables(conn), conn, (Exception,))
 
 
 def engine_data(conn: PgConnection) -> dict[str, Any]:
