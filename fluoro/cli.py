@@ -244,8 +244,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         from fluoro.meter_feed import MeterFeed
 
         _say(f"dose source: {meter.info.description}")
-        reset = dict(parse_qsl(urlsplit(args.dose_source).query)).get("reset", "1") == "1"
-        engine.attach_meter(reset_at_start=reset)
+        engine.attach_meter(reset_at_start=meter.info.reset_at_start)
         feed = MeterFeed(meter, engine.add_meter).start()
     recorder = None
     if args.record is not None:

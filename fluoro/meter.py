@@ -80,10 +80,13 @@ class MeterEvent:
 
 @dataclass(frozen=True, slots=True)
 class DoseSourceInfo:
-    """What a dose source says about itself once opened: its URL and a one-line description."""
+    """What a dose source says about itself once opened: its URL, a one-line description, and
+    whether it reset the meter's total when it opened (then totals count from the procedure's
+    start; otherwise the first reading is the baseline)."""
 
     url: str
     description: str
+    reset_at_start: bool = False
 
 
 @runtime_checkable

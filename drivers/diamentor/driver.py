@@ -161,7 +161,8 @@ class DiamentorMeter:
             f"{self.device} on {self.port_name} at {opts.baud} baud, M polled at "
             f"{opts.poll_hz:g}/s, unit U{opts.unit.code} ({opts.unit.name}), calibration factor "
             f"{'unknown' if ka is None else f'{ka:.4E}'} µGy·m²/s, "
-            f"{'RES sent at start' if opts.reset else 'no RES at start'}"))
+            f"{'RES sent at start' if opts.reset else 'no RES at start'}"),
+            reset_at_start=opts.reset)
         self._emit("connected", f"{self.info.description}")
         self._thread: threading.Thread | None = None
         if autostart:
