@@ -32,6 +32,7 @@ ones breaks the chain that ``verify`` recomputes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -39,7 +40,7 @@ import math
 import os
 import sqlite3
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -322,6 +323,22 @@ def _initialise(conn: sqlite3.Connection, wall_time_utc: str) -> None:
         raise
 
 
+@contextlib.contextmanager
+def closed_on_failure(conn: Any, name: object, errors: tuple[type[BaseException], ...],
+                      describe: Callable[[BaseException], str] = str) -> Iterator[None]:
+    """Set up a freshly opened connection: on any failure close it; a database error
+    (``errors``) becomes one ``InputError`` line naming the log. Shared by the SQLite and
+    PostgreSQL openers."""
+    try:
+        yield
+    except errors as exc:
+        conn.close()
+        raise InputError(f"{name}: cannot open the dose log: {describe(exc)}") from None
+    except BaseException:
+        conn.close()
+        raise
+
+
 def connect_writer(path: Path, synchronous: str, clock: Clock) -> sqlite3.Connection:
     """Open (creating if needed, mode 0600) a dose log for appending; InputError if unusable."""
     if synchronous not in SYNCHRONOUS_MODES:
@@ -333,7 +350,7 @@ def connect_writer(path: Path, synchronous: str, clock: Clock) -> sqlite3.Connec
     old_umask = os.umask(0o077)  # the -wal and -shm files must not be world-readable either
     try:
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=2.0)
-        try:
+        with closed_on_failure(conn, path, (sqlite3.DatabaseError,)):
             conn.execute("PRAGMA busy_timeout = 2000")
             if conn.execute("PRAGMA journal_mode = WAL").fetchone()[0].lower() != "wal":
                 raise InputError(f"{path}: cannot use the dose log: the file system does not "
@@ -341,12 +358,6 @@ def connect_writer(path: Path, synchronous: str, clock: Clock) -> sqlite3.Connec
             conn.execute(f"PRAGMA synchronous = {synchronous}")
             _initialise(conn, format_utc(clock()))
             _check_meta(conn, path)
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise InputError(f"{path}: cannot open the dose log: {exc}") from None
-        except BaseException:
-            conn.close()
-            raise
     finally:
         os.umask(old_umask)
     return conn
@@ -361,13 +372,7 @@ def connect_reader(path: Path) -> sqlite3.Connection:
                                timeout=2.0)
     except sqlite3.Error as exc:
         raise InputError(f"{path}: cannot open the dose log: {exc}") from None
-    try:
+    with closed_on_failure(conn, path, (sqlite3.DatabaseError,)):
         conn.execute("PRAGMA query_only = ON")
         _check_meta(conn, path)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise InputError(f"{path}: cannot open the dose log: {exc}") from None
-    except BaseException:
-        conn.close()
-        raise
     return conn

@@ -33,6 +33,7 @@ from fluoro.doselog_store import (
     SCHEMA_VERSION,
     Clock,
     check_meta,
+    closed_on_failure,
     format_utc,
     insert_rows,
 )
@@ -258,15 +259,9 @@ def connect_pg_writer(url: str, clock: Clock) -> PgConnection:
 
     name = redact(url)
     conn = _connect(url, name, readonly=False)
-    try:
+    with closed_on_failure(conn, name, (psycopg.Error,), _line):
         _initialise(conn, format_utc(clock()))
         _check_meta(conn)
-    except psycopg.Error as exc:
-        conn.close()
-        raise InputError(f"{name}: cannot open the dose log: {_line(exc)}") from None
-    except BaseException:
-        conn.close()
-        raise
     return conn
 
 
@@ -276,12 +271,6 @@ def connect_pg_reader(url: str) -> PgConnection:
 
     name = redact(url)
     conn = _connect(url, name, readonly=True)
-    try:
+    with closed_on_failure(conn, name, (psycopg.Error,), _line):
         _check_meta(conn)
-    except psycopg.Error as exc:
-        conn.close()
-        raise InputError(f"{name}: cannot open the dose log: {_line(exc)}") from None
-    except BaseException:
-        conn.close()
-        raise
     return conn
