@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 
 import numpy as np
 
@@ -52,7 +53,7 @@ class RateMeter:
 
     def __init__(self, window_s: float = 1.0) -> None:
         self.window_s = window_s
-        self._stamps: list[float] = []
+        self._stamps: deque[float] = deque()
         self._lock = threading.Lock()
 
     def tick(self, t_s: float | None = None) -> None:
@@ -61,7 +62,7 @@ class RateMeter:
             self._stamps.append(now)
             cutoff = now - self.window_s
             while self._stamps and self._stamps[0] < cutoff:
-                self._stamps.pop(0)
+                self._stamps.popleft()
 
     def rate_hz(self) -> float:
         now = time.monotonic()
