@@ -11,7 +11,7 @@ Method (per frame, causal: only the current and past frames are used):
    after every reset.
 2. **Variance stabilisation.** The generalised Anscombe transform (Mäkitalo & Foi 2013,
    "Optimal inversion of the generalized Anscombe transformation for Poisson-Gaussian noise",
-   IEEE TIP 22(1)) by a lookup table (one entry per DN) makes the noise σ = 1 everywhere, so
+   IEEE TIP 22(1)), computed on the fly in the kernel, makes the noise σ = 1 everywhere, so
    all tests below are in units of the noise, not DN.
 3. **Motion-gated recursive averaging.** Per pixel, the 3×3 mean of (frame − running estimate)
    is compared with its own noise level; where it is small the pixel keeps averaging (a
@@ -27,11 +27,17 @@ Method (per frame, causal: only the current and past frames are used):
 5. **Global brightness** changes (the ABC settling after beam-on) are followed by rescaling the
    estimate with the median frame-to-frame ratio on a sparse grid, so they do not lag.
 6. **Resets**: ``reset()`` (beam off/on), a new frame size, and a scene cut (more than half of
-   the pixels fail the motion test) restart the average; the noise is re-fitted after each.
+   the pixels fail the motion test, sampled on every 8th row) restart the average; the noise
+   is re-fitted after each.
 
-State: the running estimate and frame counts (float32 each), a reference to the previous frame's
-(read-only) pixels, a sparse grid and the lookup table: ~10.4 bytes per pixel at 1024²
-(``Denoiser.state_bytes``).
+All of it runs as one streaming pass over the rows (``_denoise_kernels.denoise_frame``): the
+state is read and written once per frame, and every row is revisited only while it is still in
+the core's cache.
+
+State: the running estimate (float32) and frame counts (uint8, in 1/16 frame), a reference to
+the previous frame's (read-only) pixels and a sparse grid: ~7.1 bytes per pixel, 7.5 MB at
+1024² (``Denoiser.state_bytes``). Output frames come from a small pool that reuses an
+array only once nothing else refers to it.
 
 Example
 -------
@@ -44,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,6 +64,9 @@ _MIN_BIN_COUNT = 200
 _SCENE_CUT_FRACTION = 0.5  # more than this fraction of pixels restarted: a new scene
 _GAIN_STEP = 0.003  # relative brightness change of the whole image that is followed
 _GRID_STEP = 8  # pixels between the points of the sparse grid used to follow the gain
+_N_MAX_LIMIT = 255 / kernels.N_SCALE  # frame counts are uint8 in 1/N_SCALE frame
+_POOL_SIZE = 6  # output arrays kept for reuse
+_POOL_FREE_REFCOUNT = 3  # sys.getrefcount of a pooled array nothing else holds (list, loop, call)
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,12 +144,18 @@ def estimate_noise(current: np.ndarray, previous: np.ndarray | None = None,
 
 
 def vst_lut(model: NoiseModel) -> np.ndarray:
-    """Generalised Anscombe transform of every uint16 DN value (float32, 65536 entries, so the
-    kernels index it without a bounds check; 12-bit data use the first 4096):
-    ``f(z) = 2·sqrt(z/a + b/a² + 3/8)``, noise σ ≈ 1 after it (Mäkitalo & Foi 2013)."""
-    z = np.arange(65536, dtype=np.float64)
-    w = z / model.a + model.b / model.a**2 + 0.375
-    return (2.0 * np.sqrt(np.maximum(w, 0.0))).astype(np.float32)
+    """Generalised Anscombe transform of every uint16 DN value (float32, 65536 entries):
+    ``f(z) = 2·sqrt(z/a + b/a² + 3/8)``, noise σ ≈ 1 after it (Mäkitalo & Foi 2013); the
+    kernels compute the same ``_denoise_kernels.vst`` on the fly."""
+    values = np.arange(65536, dtype=np.uint16)[np.newaxis, :]
+    lut = np.empty(values.shape, np.float32)
+    kernels.vst_into(values, *_vst_params(model), lut)
+    return lut[0]
+
+
+def _vst_params(model: NoiseModel) -> tuple[float, float]:
+    """(1/a, b/a² + 3/8): the arguments of ``_denoise_kernels.vst``."""
+    return 1.0 / model.a, model.b / model.a**2 + 0.375
 
 
 class Denoiser:
@@ -147,13 +163,14 @@ class Denoiser:
 
     Parameters
     ----------
-    n_max : cap on the number of frames averaged per pixel.
+    n_max : cap on the number of frames averaged per pixel (1 to 15).
     k_low, k_high : motion test bounds, in noise standard deviations of the 3×3 mean
         difference (below: static; above: moving; linear between).
     spatial_noise : noise variance of one stabilised frame as the 5×5 guided filter sees it
         (1 for white noise; larger smooths more), divided by the frames averaged per pixel.
     guided : True: the two-stage guided filter; False: its first stage only (a local Wiener /
-        Lee filter: ~0.8 ms less per 1024² frame, ~0.3 dB less, slightly more needle contrast).
+        Lee filter: ~0.5 ms less per 1024² frame on one thread, ~0.3 dB less, slightly more
+        needle contrast).
     noise : a known noise model (e.g. from the exposure); None to estimate it from the stream.
 
     Attributes
@@ -167,8 +184,9 @@ class Denoiser:
     def __init__(self, n_max: float = 12.0, k_low: float = 1.0, k_high: float = 3.0,
                  spatial_noise: float = 2.0, guided: bool = True,
                  noise: NoiseModel | None = None) -> None:
-        if not (n_max >= 1 and 0 <= k_low < k_high and spatial_noise >= 0):
-            raise ValueError("Denoiser: need n_max >= 1, 0 <= k_low < k_high, spatial_noise >= 0")
+        if not (1 <= n_max <= _N_MAX_LIMIT and 0 <= k_low < k_high and spatial_noise >= 0):
+            raise ValueError(f"Denoiser: need 1 <= n_max <= {_N_MAX_LIMIT:g}, "
+                             "0 <= k_low < k_high, spatial_noise >= 0")
         self.n_max = float(n_max)
         self.k_low = float(k_low)
         self.k_high = float(k_high)
@@ -176,7 +194,7 @@ class Denoiser:
         self.guided = bool(guided)
         self._fixed_noise = noise
         self.noise: NoiseModel | None = noise
-        self._lut = vst_lut(noise) if noise is not None else None
+        self._vst = _vst_params(noise) if noise is not None else None
         self.sigma_box = 0.55  # σ of the 3×3 mean of one frame's stabilised noise; self-calibrated
         self.scene_cuts = 0
         self._shape: tuple[int, int] | None = None
@@ -186,6 +204,7 @@ class Denoiser:
         self._grid = np.zeros((0, 0), np.float64)
         self._since_reset = 0
         self._hist = np.zeros(kernels.MOTION_BINS, np.int64)
+        self._pool: list[np.ndarray] = []
 
     # -- Stage protocol ----------------------------------------------------------------------
 
@@ -236,24 +255,24 @@ class Denoiser:
                 with contextlib.suppress(ValueError):  # nothing to fit: keep the model
                     self._set_noise(estimate_noise(pixels, self._previous))
                 self._restart_from(self._previous)
-        assert self.noise is not None and self._lut is not None
+        assert self.noise is not None and self._vst is not None
         assert self._y is not None and self._n is not None
         if first:
             self._grid = pixels[_GRID_STEP // 2::_GRID_STEP, _GRID_STEP // 2::_GRID_STEP].astype(
                 np.float64)
         else:
             self._follow_gain(pixels)
-        out = np.empty(shape, np.float32)
+        out = self._output_buffer(shape)
         self._hist[:] = 0
-        moving = kernels.denoise_frame(
-            pixels, self._lut, self._y, self._n, out, first, 1.0 / self.sigma_box,
+        restarted = kernels.denoise_frame(
+            pixels, *self._vst, self._y, self._n, out, first, 1.0 / self.sigma_box,
             self.k_low, self.k_high, self.n_max, self.spatial_noise, self.noise.a,
             self.noise.b / self.noise.a, self._hist, self.guided)
         if not first:
             self._calibrate_motion_noise()
-            if moving > _SCENE_CUT_FRACTION * pixels.size:
+            if restarted > _SCENE_CUT_FRACTION:
                 self.scene_cuts += 1
-                self._n.fill(1.0)
+                self._n.fill(kernels.N_SCALE)
                 self._since_reset = 0 if self._fixed_noise is None else 1
         self._previous = pixels
         self._since_reset += 1
@@ -262,31 +281,52 @@ class Denoiser:
     @property
     def state_bytes(self) -> int:
         """Bytes held between frames: estimate, frame counts, the previous frame's pixels (a
-        reference to the frame's own read-only array, counted all the same), the gain-tracking
-        grid and the lookup table."""
+        reference to the frame's own read-only array, counted all the same) and the
+        gain-tracking grid: 7 bytes per pixel and a little. Not counted: the output pool
+        (``pool_bytes``), which holds frames already handed on."""
         held = 0
-        for array in (self._y, self._n, self._previous, self._grid, self._lut):
+        for array in (self._y, self._n, self._previous, self._grid):
             if array is not None:
                 held += array.nbytes
         if self._previous is None and self._shape is not None:
             held += self._shape[0] * self._shape[1] * 2
         return held
 
+    @property
+    def pool_bytes(self) -> int:
+        """Bytes of the output arrays the pool keeps for reuse (at most ``_POOL_SIZE`` frames;
+        those still held downstream are counted here too)."""
+        return sum(array.nbytes for array in self._pool)
+
     # -- internals ---------------------------------------------------------------------------
 
     def _allocate(self, shape: tuple[int, int]) -> None:
         self._shape = shape
         self._y = np.zeros(shape, np.float32)
-        self._n = np.ones(shape, np.float32)
+        self._n = np.full(shape, kernels.N_SCALE, np.uint8)
+        self._pool = []
+
+    def _output_buffer(self, shape: tuple[int, ...]) -> np.ndarray:
+        """A float32 array for the next output: a pooled one that nobody else refers to any more
+        (the display, the recorder or a later stage may still hold earlier outputs, and views
+        hold their base), or a new one, kept in the pool while it has room. Reusing arrays
+        avoids the page faults of a fresh 4 MB allocation per frame."""
+        for array in self._pool:
+            if sys.getrefcount(array) <= _POOL_FREE_REFCOUNT:
+                return array
+        array = np.empty(shape, np.float32)
+        if len(self._pool) < _POOL_SIZE:
+            self._pool.append(array)
+        return array
 
     def _set_noise(self, model: NoiseModel) -> None:
         self.noise = model
-        self._lut = vst_lut(model)
+        self._vst = _vst_params(model)
 
     def _restart_from(self, pixels: np.ndarray) -> None:
-        assert self._y is not None and self._n is not None and self._lut is not None
-        self._y[...] = self._lut[pixels]
-        self._n.fill(1.0)
+        assert self._y is not None and self._n is not None and self._vst is not None
+        kernels.vst_into(pixels, *self._vst, self._y)
+        self._n.fill(kernels.N_SCALE)
 
     def _follow_gain(self, pixels: np.ndarray) -> None:
         """Rescale the estimate when the whole image brightens or darkens (the ABC settling
@@ -303,11 +343,9 @@ class Denoiser:
     def _calibrate_motion_noise(self) -> None:
         """Move ``sigma_box`` toward the value that puts the statistic's median at 0.6745
         (half-normal median): most pixels are static, so the median measures the noise."""
-        cum = np.cumsum(self._hist)
-        total = int(cum[-1])
-        if total == 0:
+        k = kernels.histogram_median(self._hist)
+        if k < 0:
             return
-        k = int(np.searchsorted(cum, total / 2.0))
         median = (k + 0.5) * kernels.MOTION_RANGE / kernels.MOTION_BINS
         ratio = min(max(median / 0.6745, 0.5), 2.0)
         self.sigma_box *= ratio ** 0.3

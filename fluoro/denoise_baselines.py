@@ -182,7 +182,21 @@ def run_baselines(frames: Sequence[Frame], max_frames: int, progress: PROGRESS |
         def make_stage() -> Callable[[Frame], np.ndarray]:
             runner = StageRunner([stage_factory()])
             runner.warm_up(frames[beam[0]].shape)
-            return lambda frame: runner.run(frame)[0].image
+            runs = _runs(frames)
+            index = {id(f): k for k, f in enumerate(frames)}
+            last_run: list[int] = []
+
+            def step(frame: Frame) -> np.ndarray:
+                # reset at each pedal release, as the pipeline does (beam-off frames are not
+                # fed here) and as the recursive baseline does
+                run = runs[index[id(frame)]]
+                if last_run != [run]:
+                    for stage in runner.stages:
+                        stage.reset()
+                    last_run[:] = [run]
+                return runner.run(frame)[0].image
+
+            return step
 
         fast(stage_factory().name, "this project's stage, causal, single thread, every frame",
              make_stage)
