@@ -217,8 +217,14 @@ def run_bench(cfg: BenchConfig, source: FrameSource, stages_factory: Callable[[]
     if cfg.save_frames_dir is not None:
         save_frames(frames, cfg.save_frames_dir, cfg.scenario or "source")
 
-    scored = quality_pass(frames, stages_factory(), scorers_factory(), progress) \
-        if scorers_factory is not None else {}
+    scored: dict[str, dict[str, Any]] = {}
+    if scorers_factory is not None:
+        stages = stages_factory()
+        scored = quality_pass(frames, stages, scorers_factory(), progress)
+        for stage in stages:  # a stage's state held between frames, beside its scores
+            held = getattr(stage, "state_bytes", None)
+            if isinstance(held, int) and stage.name in scored:
+                scored[stage.name]["state_bytes"] = held
     capacity = _run_pass(frames, info, stages_factory(), None, False, "capacity pass", progress)
     paced = _run_pass(frames, info, stages_factory(), cfg.fps, True,
                       f"paced pass at {cfg.fps:g}/s", progress)
@@ -287,4 +293,18 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"dose: pulses emitted {dose['pulses_emitted']}, logged {dose['pulses_logged']}; "
                  f"Ka,r {dose['kar_mgy']:.4f} mGy, DAP {dose['dap_gycm2']:.5f} Gy·cm²{truth}; "
                  f"fluoro time {dose['fluoro_time_s']:.1f} s")
+    if "denoise" in report:
+        dn = report["denoise"]
+        line = (f"denoise: PSNR {dn['psnr_in_db']:.2f} -> {dn['psnr_out_db']:.2f} dB, "
+                f"SSIM {dn['ssim_in']:.3f} -> {dn['ssim_out']:.3f}")
+        if "needle_cnr_retained" in dn:
+            line += f", needle CNR retained {dn['needle_cnr_retained']:.3f}"
+        if "state_bytes" in dn:
+            line += f", state {dn['state_bytes'] / 2**20:.1f} MiB"
+        lines.append(line)
+    for name, entry in report.get("baselines", {}).items():
+        if "psnr_out_db" in entry and entry.get("ms_per_frame") is not None:
+            lines.append(f"baseline {name:<18} PSNR {entry['psnr_out_db']:.2f} dB  "
+                         f"SSIM {entry['ssim_out']:.3f}  {entry['ms_per_frame']:.1f} ms/frame  "
+                         f"({entry['frames']} frames)")
     return lines

@@ -169,8 +169,8 @@ class Denoiser:
     spatial_noise : noise variance of one stabilised frame as the 5×5 guided filter sees it
         (1 for white noise; larger smooths more), divided by the frames averaged per pixel.
     guided : True: the two-stage guided filter; False: its first stage only (a local Wiener /
-        Lee filter: ~0.5 ms less per 1024² frame on one thread, ~0.3 dB less, slightly more
-        needle contrast).
+        Lee filter: ~0.6 ms less per 1024² frame, ~0.3 dB less, slightly more needle
+        contrast).
     noise : a known noise model (e.g. from the exposure); None to estimate it from the stream.
 
     Attributes

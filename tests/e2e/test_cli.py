@@ -103,6 +103,9 @@ def test_bench_scores_denoise_and_tracking_against_the_truth(tmp_path):
     denoise = report["denoise"]
     assert denoise["psnr_out_db"] > denoise["psnr_in_db"] + 3  # it really denoises
     assert 0 < denoise["ssim_in"] < denoise["ssim_out"] <= 1
+    # estimate (float32) + counts (uint8) + the previous frame (uint16) + a sparse grid
+    assert 256 * 256 * 7 <= denoise["state_bytes"] <= 256 * 256 * 7.2
+    assert "denoise: PSNR" in result.stdout + result.stderr
     tracking = report["tracking"]
     assert 0 <= tracking["detection_rate"] <= 1 and tracking["false_positive_rate"] <= 0.05
     assert "baselines" not in report  # not asked for: not present
@@ -118,6 +121,8 @@ def test_bench_adds_noise_to_a_real_cine_and_scores_baselines(tmp_path, shared_d
     assert report["denoise"]["psnr_out_db"] > report["denoise"]["psnr_in_db"]
     assert {"recursive_a0.25", "opencv_nlm_multi"} <= set(report["baselines"])
     assert report["baselines"]["opencv_nlm_multi"]["ms_per_frame"] > 0
+    # the stage's own entry runs it as the pipeline does, so it scores as the quality pass
+    assert report["baselines"]["denoise"]["psnr_out_db"] == report["denoise"]["psnr_out_db"]
 
 
 def test_bench_never_loads_qt():
