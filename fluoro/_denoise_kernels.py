@@ -349,26 +349,45 @@ RATIO_BINS = 2048  # gain tracking: median of frame ratios over 0.5..1.5 in step
 
 @njit(cache=True, nogil=True, error_model="numpy")
 def grid_gain(pixels: np.ndarray, grid: np.ndarray, zero_dn: float, floor: float,
-              step: int) -> float:
+              step: int) -> tuple[float, float]:
     """Median of ``(pixels - zero_dn) / (grid - zero_dn)`` over the sparse grid
-    ``pixels[step//2::step, step//2::step]`` where the previous value ``grid`` is above
-    ``floor``, by histogram (ratios outside 0.5..1.5 are counted at the ends); then ``grid`` is
-    overwritten with this frame's values. Returns 1.0 when fewer than 100 grid points count."""
+    ``pixels[step//2::step, step//2::step]`` (``grid`` holds the previous frame's values there)
+    and the standard error of that median; then ``grid`` is overwritten with this frame's
+    values.
+
+    A point counts where both values, above ``zero_dn``, are positive and average above
+    ``floor``: a test symmetric in the two frames, so that, the scene being still, the ratio's
+    distribution is symmetric about 1 (selecting on the previous value alone keeps the points
+    where it happened to be high and biases the ratio low, which applied frame after frame
+    dims the image). The median comes from a histogram over 0.5..1.5 (ratios outside are
+    counted at the ends); its standard error is 1.2533·σ/√N with σ = IQR/1.349 (normal
+    approximation). Returns (1.0, inf) when fewer than 100 grid points count."""
     gh, gw = grid.shape
     hist = np.zeros(RATIO_BINS, np.int64)
     total = 0
     half = step // 2
     for i in range(gh):
         for j in range(gw):
-            now = float(pixels[half + i * step, half + j * step])
+            raw = float(pixels[half + i * step, half + j * step])
+            now = raw - zero_dn
             before = grid[i, j] - zero_dn
-            if before > floor:
-                k = int(((now - zero_dn) / before - 0.5) * RATIO_BINS)
+            if now > 0.0 and before > 0.0 and now + before > 2.0 * floor:
+                k = int((now / before - 0.5) * RATIO_BINS)
                 hist[min(max(k, 0), RATIO_BINS - 1)] += 1
                 total += 1
-            grid[i, j] = now
+            grid[i, j] = raw
     if total < 100:
-        return 1.0
+        return 1.0, math.inf
+    quartiles = np.empty(3)
+    cum = 0
+    q = 0
+    for k in range(RATIO_BINS):
+        cum += hist[k]
+        while q < 3 and 4 * cum >= (q + 1) * total:
+            quartiles[q] = 0.5 + (k + 0.5) / RATIO_BINS
+            q += 1
+    sigma = (quartiles[2] - quartiles[0]) / 1.349
+    return quartiles[1], 1.2533 * sigma / math.sqrt(total)
     cum = 0
     for k in range(RATIO_BINS):
         cum += hist[k]

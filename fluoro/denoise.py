@@ -35,9 +35,9 @@ state is read and written once per frame, and every row is revisited only while 
 the core's cache.
 
 State: the running estimate (float32) and frame counts (uint8, in 1/16 frame), a reference to
-the previous frame's (read-only) pixels and a sparse grid: ~7.1 bytes per pixel, 7.5 MB at
-1024² (``Denoiser.state_bytes``). Output frames come from a small pool that reuses an
-array only once nothing else refers to it.
+the previous frame's (read-only) pixels and a sparse grid (float32, ~16,000 points): 7.06
+bytes per pixel, 7.4 MB at 1024² (``Denoiser.state_bytes``). Output frames come from a small
+pool that reuses an array only once nothing else refers to it.
 
 Example
 -------
@@ -63,7 +63,9 @@ __all__ = ["Denoiser", "NoiseModel", "estimate_noise", "vst_lut"]
 _MIN_BIN_COUNT = 200
 _SCENE_CUT_FRACTION = 0.5  # more than this fraction of pixels restarted: a new scene
 _GAIN_STEP = 0.003  # relative brightness change of the whole image that is followed
-_GRID_STEP = 8  # pixels between the points of the sparse grid used to follow the gain
+_GAIN_SIGNIFICANCE = 5.0  # ... if it is also this many standard errors of its estimate
+_GRID_POINTS = 16384  # points of the sparse grid used to follow the gain (at most every 8th
+_GRID_MAX_STEP = 8  # pixel of every 8th row: 16,384 at 1024², all pixels at 128²)
 _N_MAX_LIMIT = 255 / kernels.N_SCALE  # frame counts are uint8 in 1/N_SCALE frame
 _POOL_SIZE = 6  # output arrays kept for reuse
 _POOL_FREE_REFCOUNT = 3  # sys.getrefcount of a pooled array nothing else holds (list, loop, call)
@@ -158,6 +160,13 @@ def _vst_params(model: NoiseModel) -> tuple[float, float]:
     return 1.0 / model.a, model.b / model.a**2 + 0.375
 
 
+def _grid_step(shape: tuple[int, ...]) -> int:
+    """Spacing (pixels) of the gain-tracking grid: about ``_GRID_POINTS`` points, at most every
+    ``_GRID_MAX_STEP``-th pixel."""
+    pixels = shape[0] * shape[1]
+    return max(1, min(_GRID_MAX_STEP, int(math.sqrt(pixels / _GRID_POINTS))))
+
+
 class Denoiser:
     """The ``denoise`` stage: causal motion-adaptive spatio-temporal filter (module docstring).
 
@@ -201,7 +210,8 @@ class Denoiser:
         self._y: np.ndarray | None = None
         self._n: np.ndarray | None = None
         self._previous: np.ndarray | None = None
-        self._grid = np.zeros((0, 0), np.float64)
+        self._grid = np.zeros((0, 0), np.float32)
+        self._grid_step = _GRID_MAX_STEP
         self._since_reset = 0
         self._hist = np.zeros(kernels.MOTION_BINS, np.int64)
         self._pool: list[np.ndarray] = []
@@ -258,8 +268,8 @@ class Denoiser:
         assert self.noise is not None and self._vst is not None
         assert self._y is not None and self._n is not None
         if first:
-            self._grid = pixels[_GRID_STEP // 2::_GRID_STEP, _GRID_STEP // 2::_GRID_STEP].astype(
-                np.float64)
+            step = self._grid_step = _grid_step(shape)
+            self._grid = pixels[step // 2::step, step // 2::step].astype(np.float32)
         else:
             self._follow_gain(pixels)
         out = self._output_buffer(shape)
@@ -282,7 +292,7 @@ class Denoiser:
     def state_bytes(self) -> int:
         """Bytes held between frames: estimate, frame counts, the previous frame's pixels (a
         reference to the frame's own read-only array, counted all the same) and the
-        gain-tracking grid: 7 bytes per pixel and a little. Not counted: the output pool
+        gain-tracking grid: 7 bytes per pixel and at most 64 KiB. Not counted: the output pool
         (``pool_bytes``), which holds frames already handed on."""
         held = 0
         for array in (self._y, self._n, self._previous, self._grid):
@@ -332,12 +342,16 @@ class Denoiser:
         """Rescale the estimate when the whole image brightens or darkens (the ABC settling
         after beam-on, a kV/mA step), which per-pixel tests would miss as sub-threshold and
         averaging would lag: the median ratio of this frame to the last on a sparse grid
-        (robust to local motion) is applied as a gain, √ratio in the stabilised domain."""
+        (robust to local motion) is applied as a gain, √ratio in the stabilised domain, when it
+        differs from 1 by more than ``_GAIN_STEP`` and by more than ``_GAIN_SIGNIFICANCE``
+        standard errors of the median (at low dose a few thousand noisy ratios do not pin the
+        gain to 0.3 %; applying their noise each frame would make the brightness wander)."""
         assert self._y is not None and self.noise is not None
         zero_dn = -self.noise.b / self.noise.a  # where the noise model puts zero signal
         floor = 4.0 * math.sqrt(max(self.noise.a * 64.0 + self.noise.b, 1.0))
-        ratio = kernels.grid_gain(pixels, self._grid, zero_dn, floor, _GRID_STEP)
-        if abs(ratio - 1.0) > _GAIN_STEP:
+        ratio, standard_error = kernels.grid_gain(pixels, self._grid, zero_dn, floor,
+                                                  self._grid_step)
+        if abs(ratio - 1.0) > max(_GAIN_STEP, _GAIN_SIGNIFICANCE * standard_error):
             self._y *= np.float32(math.sqrt(ratio))
 
     def _calibrate_motion_noise(self) -> None:

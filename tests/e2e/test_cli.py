@@ -103,8 +103,8 @@ def test_bench_scores_denoise_and_tracking_against_the_truth(tmp_path):
     denoise = report["denoise"]
     assert denoise["psnr_out_db"] > denoise["psnr_in_db"] + 3  # it really denoises
     assert 0 < denoise["ssim_in"] < denoise["ssim_out"] <= 1
-    # estimate (float32) + counts (uint8) + the previous frame (uint16) + a sparse grid
-    assert 256 * 256 * 7 <= denoise["state_bytes"] <= 256 * 256 * 7.2
+    # estimate (float32) + counts (uint8) + the previous frame (uint16) + a 128² float32 grid
+    assert denoise["state_bytes"] == 256 * 256 * 7 + 128 * 128 * 4
     assert "denoise: PSNR" in result.stdout + result.stderr
     tracking = report["tracking"]
     assert 0 <= tracking["detection_rate"] <= 1 and tracking["false_positive_rate"] <= 0.05
