@@ -53,12 +53,13 @@ def noise_histograms(previous: np.ndarray, current: np.ndarray, temporal: bool,
             hist[mb, ab] += 1
 
 
-@njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
-def vst(dn: float, inv_a: float, offset: float) -> float:
+@njit(cache=True, nogil=True, fastmath=True, error_model="numpy", inline="always")
+def vst(dn: np.uint16, inv_a: np.float32, offset: np.float32) -> np.float32:
     """The generalised Anscombe transform of one value (DN), noise σ ≈ 1 after it (Mäkitalo &
     Foi 2013): ``2·sqrt(dn/a + b/a² + 3/8)``, with ``inv_a`` = 1/a and ``offset`` = b/a² + 3/8
-    (0 where the argument would be negative)."""
-    return 2.0 * math.sqrt(max(dn * inv_a + offset, 0.0))
+    (0 where the argument would be negative); float32 throughout, so loops over it
+    vectorise."""
+    return np.float32(2.0) * np.sqrt(max(np.float32(dn) * inv_a + offset, np.float32(0.0)))
 
 
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
@@ -66,13 +67,11 @@ def vst_into(pixels: np.ndarray, inv_a: float, offset: float, y: np.ndarray) -> 
     """``y = vst(pixels)`` element-wise, (H, W) uint16 DN into float32."""
     ia = np.float32(inv_a)
     off = np.float32(offset)
-    two = np.float32(2.0)
-    zero = np.float32(0.0)
     for r in range(pixels.shape[0]):
         prow = pixels[r]
         yrow = y[r]
         for c in range(pixels.shape[1]):
-            yrow[c] = two * np.sqrt(max(np.float32(prow[c]) * ia + off, zero))
+            yrow[c] = vst(prow[c], ia, off)
 
 
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
@@ -81,10 +80,8 @@ def _diff_row(prow: np.ndarray, yrow: np.ndarray, inv_a: np.float32, offset: np.
     """``d = vst(prow) - yrow`` (one row: uint16 DN, float32 estimate) and its horizontal
     3-sum (edge-replicated) ``hs``."""
     w = prow.shape[0]
-    two = np.float32(2.0)
-    zero = np.float32(0.0)
     for c in range(w):
-        d[c] = two * np.sqrt(max(np.float32(prow[c]) * inv_a + offset, zero)) - yrow[c]
+        d[c] = vst(prow[c], inv_a, offset) - yrow[c]
     if w == 1:
         hs[0] = np.float32(3.0) * d[0]
         return
@@ -148,7 +145,6 @@ def _motion_histogram(n: np.ndarray, r: int, hs_a: np.ndarray, hs_b: np.ndarray,
 
 
 SAMPLE_ROWS = 8  # the motion statistic is sampled on every 8th row (rows 4, 12, ...)
-GUIDED_RADIUS = 2  # 5×5 windows
 
 
 @njit(cache=True, nogil=True, fastmath=True, error_model="numpy")
@@ -328,9 +324,9 @@ def denoise_frame(pixels: np.ndarray, inv_a: float, offset: float, y: np.ndarray
 
 
 @njit(cache=True, nogil=True)
-def histogram_median(hist: np.ndarray) -> int:
-    """The first bin where the cumulative count reaches half the total; -1 if ``hist`` is
-    empty."""
+def histogram_quantile(hist: np.ndarray, numerator: int, denominator: int) -> int:
+    """The first bin where the cumulative count reaches ``numerator/denominator`` of the total
+    (1, 2: the median); -1 if ``hist`` is empty."""
     total = 0
     for k in range(hist.shape[0]):
         total += hist[k]
@@ -339,7 +335,7 @@ def histogram_median(hist: np.ndarray) -> int:
     cum = 0
     for k in range(hist.shape[0]):
         cum += hist[k]
-        if 2 * cum >= total:
+        if denominator * cum >= numerator * total:
             return k
     return hist.shape[0] - 1
 
@@ -378,19 +374,6 @@ def grid_gain(pixels: np.ndarray, grid: np.ndarray, zero_dn: float, floor: float
             grid[i, j] = raw
     if total < 100:
         return 1.0, math.inf
-    quartiles = np.empty(3)
-    cum = 0
-    q = 0
-    for k in range(RATIO_BINS):
-        cum += hist[k]
-        while q < 3 and 4 * cum >= (q + 1) * total:
-            quartiles[q] = 0.5 + (k + 0.5) / RATIO_BINS
-            q += 1
-    sigma = (quartiles[2] - quartiles[0]) / 1.349
-    return quartiles[1], 1.2533 * sigma / math.sqrt(total)
-    cum = 0
-    for k in range(RATIO_BINS):
-        cum += hist[k]
-        if 2 * cum >= total:
-            return 0.5 + (k + 0.5) / RATIO_BINS
-    return 1.0
+    median = 0.5 + (histogram_quantile(hist, 1, 2) + 0.5) / RATIO_BINS
+    iqr = (histogram_quantile(hist, 3, 4) - histogram_quantile(hist, 1, 4)) / RATIO_BINS
+    return median, 1.2533 * (iqr / 1.349) / math.sqrt(total)

@@ -148,7 +148,7 @@ def estimate_noise(current: np.ndarray, previous: np.ndarray | None = None,
 def vst_lut(model: NoiseModel) -> np.ndarray:
     """Generalised Anscombe transform of every uint16 DN value (float32, 65536 entries):
     ``f(z) = 2·sqrt(z/a + b/a² + 3/8)``, noise σ ≈ 1 after it (Mäkitalo & Foi 2013); the
-    kernels compute the same ``_denoise_kernels.vst`` on the fly."""
+    kernels compute the same ``_denoise_kernels.vst`` on the fly (in float32)."""
     values = np.arange(65536, dtype=np.uint16)[np.newaxis, :]
     lut = np.empty(values.shape, np.float32)
     kernels.vst_into(values, *_vst_params(model), lut)
@@ -172,7 +172,7 @@ class Denoiser:
 
     Parameters
     ----------
-    n_max : cap on the number of frames averaged per pixel (1 to 15).
+    n_max : cap on the number of frames averaged per pixel (1 to 255/16 ≈ 15.9).
     k_low, k_high : motion test bounds, in noise standard deviations of the 3×3 mean
         difference (below: static; above: moving; linear between).
     spatial_noise : noise variance of one stabilised frame as the 5×5 guided filter sees it
@@ -357,7 +357,7 @@ class Denoiser:
     def _calibrate_motion_noise(self) -> None:
         """Move ``sigma_box`` toward the value that puts the statistic's median at 0.6745
         (half-normal median): most pixels are static, so the median measures the noise."""
-        k = kernels.histogram_median(self._hist)
+        k = kernels.histogram_quantile(self._hist, 1, 2)
         if k < 0:
             return
         median = (k + 0.5) * kernels.MOTION_RANGE / kernels.MOTION_BINS

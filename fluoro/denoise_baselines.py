@@ -61,6 +61,13 @@ def _runs(frames: Sequence[Frame]) -> list[int]:
     return out
 
 
+def _run_lookup(frames: Sequence[Frame]) -> Callable[[Frame], int]:
+    """Frame (one of ``frames``, by identity) -> its run index (``_runs``)."""
+    runs = _runs(frames)
+    index = {id(f): k for k, f in enumerate(frames)}
+    return lambda frame: runs[index[id(frame)]]
+
+
 def subset_indices(frames: Sequence[Frame], max_frames: int) -> list[int]:
     """Up to ``max_frames`` evenly spaced beam-on frames with 2 past and 2 future beam-on
     frames of the same run (so the 5-frame NLM can run on each)."""
@@ -182,14 +189,13 @@ def run_baselines(frames: Sequence[Frame], max_frames: int, progress: PROGRESS |
         def make_stage() -> Callable[[Frame], np.ndarray]:
             runner = StageRunner([stage_factory()])
             runner.warm_up(frames[beam[0]].shape)
-            runs = _runs(frames)
-            index = {id(f): k for k, f in enumerate(frames)}
+            run_of = _run_lookup(frames)
             last_run: list[int] = []
 
             def step(frame: Frame) -> np.ndarray:
                 # reset at each pedal release, as the pipeline does (beam-off frames are not
                 # fed here) and as the recursive baseline does
-                run = runs[index[id(frame)]]
+                run = run_of(frame)
                 if last_run != [run]:
                     for stage in runner.stages:
                         stage.reset()
@@ -203,11 +209,10 @@ def run_baselines(frames: Sequence[Frame], max_frames: int, progress: PROGRESS |
 
     def recursive() -> Callable[[Frame], np.ndarray]:
         state: dict[str, Any] = {"y": None, "run": None}
-        runs = _runs(frames)
-        index = {id(f): k for k, f in enumerate(frames)}
+        run_of = _run_lookup(frames)
 
         def step(frame: Frame) -> np.ndarray:
-            run = runs[index[id(frame)]]
+            run = run_of(frame)
             x = frame.pixels.astype(np.float32)
             if state["y"] is None or state["run"] != run:
                 state["y"], state["run"] = x, run
