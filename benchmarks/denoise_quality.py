@@ -4,8 +4,8 @@
         [--quanta 50] [--dicom ../shared/data/xray/xa_coronary_cine_512.dcm] [--json PATH]
 
 For each source (simulated ``clean-spine`` and ``fusion-hardware``; the coronary cine with Poisson
-noise at ``--quanta``) it runs ``fluoro.denoise.Denoiser`` over every frame and
-``fluoro.denoise_baselines.run_baselines`` (NLM on ``--slow`` frames), then prints one table
+noise at ``--quanta``) it runs ``fluoro.imaging.denoise.Denoiser`` over every frame and
+``fluoro.bench.denoise_baselines.run_baselines`` (NLM on ``--slow`` frames), then prints one table
 and, with ``--json``, writes every number. Progress goes to stderr.
 """
 
@@ -21,10 +21,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fluoro.denoise import Denoiser
-from fluoro.denoise_baselines import run_baselines
+from fluoro.bench.add_noise import add_poisson_noise
+from fluoro.bench.denoise_baselines import run_baselines
 from fluoro.frame import Frame
-from fluoro.noise import add_poisson_noise
+from fluoro.imaging.denoise import Denoiser
 
 DEFAULT_DICOM = Path(__file__).resolve().parents[2] / "shared/data/xray/xa_coronary_cine_512.dcm"
 

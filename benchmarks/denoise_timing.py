@@ -20,8 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from fluoro.denoise import Denoiser
-from fluoro.pipeline import StageRunner
+from fluoro.imaging.denoise import Denoiser
+from fluoro.stream.pipeline import StageRunner
 
 
 def main() -> None:

@@ -21,14 +21,14 @@ import time
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
-import pyqtgraph as pg
 
 from drivers import open_source
-from fluoro.bench import PrerenderedSource, prerender
-from fluoro.dose import DoseAccumulator
-from fluoro.needle_types import NeedleResult
-from fluoro.pipeline import Pipeline
-from fluoro.stages import default_stages
+from fluoro.bench.run import prerender
+from fluoro.dose.accumulator import DoseAccumulator
+from fluoro.imaging.needle_result import NeedleResult
+from fluoro.stream.pipeline import Pipeline, default_stages
+from fluoro.stream.prerendered import PrerenderedSource
+from ui.app import application
 from ui.live_window import LiveWindow
 
 
@@ -53,7 +53,7 @@ class FixedNeedle:
 
 
 def _window(pipe):
-    app = pg.mkQApp("fluoro-bench")
+    app = application("fluoro-bench")
     window = LiveWindow(pipe, None)
     window.resize(1600, 960)
     window.show()

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fluoro.console import Progress
-from fluoro.dose import DoseTotals, PulseDose
+from fluoro.dose.accumulator import DoseTotals, PulseDose
 from fluoro.doselog import DoseLog, ProcedureInfo
 from fluoro.frame import Exposure
 

@@ -19,11 +19,11 @@ from pathlib import Path
 
 from drivers import open_source
 from drivers.recording import Recorder
-from fluoro.bench import PrerenderedSource, prerender
+from fluoro.bench.run import prerender
 from fluoro.console import Progress
-from fluoro.dose import DoseAccumulator
-from fluoro.pipeline import Pipeline
-from fluoro.stages import default_stages
+from fluoro.dose.accumulator import DoseAccumulator
+from fluoro.stream.pipeline import Pipeline, default_stages
+from fluoro.stream.prerendered import PrerenderedSource
 
 
 def _throughput(frames, info, taps) -> float:

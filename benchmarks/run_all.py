@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py [--size 1024] [--frames 300] [--out benchmarks/out]
 
-Each case is one ``fluoro bench`` run (see fluoro/bench.py for what is measured and how);
+Each case is one ``fluoro bench`` run (see fluoro/bench/run.py for what is measured and how);
 ``out/<case>.json`` holds its full report and ``out/RESULTS.md`` one row per case.
 """
 
@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from fluoro.cli import main as fluoro_main
+from fluoro.cli.main import main as fluoro_main
 
 CASES = [  # (scenario, pulses/s)
     ("clean-spine", 15.0),

@@ -1,4 +1,4 @@
-"""The full pipeline (denoise -> needle tracking) through ``fluoro.bench``: latency at a pulse
+"""The full pipeline (denoise -> needle tracking) through ``fluoro.bench.run``: latency at a pulse
 rate, stage times and the tracking section, as ``fluoro bench`` will report them once the
 lead wires the stages in.
 
@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from drivers.sim import open_sim
-from fluoro.bench import BenchConfig, run_bench, summary_lines
+from fluoro.bench.run import BenchConfig, run_bench, summary_lines
+from fluoro.bench.tracking_score import TrackingScorer
 from fluoro.console import StageProgress
-from fluoro.needle import NeedleTracker
-from fluoro.needle_score import TrackingScorer
+from fluoro.imaging.needle import NeedleTracker
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _denoiser():
-    from fluoro.denoise import Denoiser
+    from fluoro.imaging.denoise import Denoiser
 
     return Denoiser()
 

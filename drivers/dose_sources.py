@@ -19,8 +19,8 @@ from importlib import import_module
 from importlib.metadata import entry_points
 from urllib.parse import parse_qsl
 
+from fluoro.dose.meter import DoseSource
 from fluoro.errors import SourceError
-from fluoro.meter import DoseSource
 
 SCHEME_GROUP = "fluoro.dose_sources"
 PROTOCOL_GROUP = "fluoro.serial_protocols"

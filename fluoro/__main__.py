@@ -2,6 +2,6 @@
 
 import sys
 
-from fluoro.cli import main
+from fluoro.cli.main import main
 
 sys.exit(main())

@@ -1,4 +1,6 @@
-"""The frame model: one pulse of fluoroscopy, its technique factors and (when known) its truth.
+"""The frame model: one pulse of fluoroscopy, its technique factors and (when known) its truth,
+and the two contracts every wing shares about frames: where they come from (``FrameSource``)
+and what a processing step does with one (``WorkItem``, ``Stage``).
 
 Coordinates: pixel positions are ``(x, y) = (column, row)`` with pixel centres at integer
 values and the origin at the top-left pixel's centre. ``pixel_spacing_mm`` is ``(row, col)``,
@@ -12,8 +14,8 @@ both at the same plane).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -23,7 +25,9 @@ __all__ = [
     "Frame",
     "FrameSource",
     "SourceInfo",
+    "Stage",
     "Truth",
+    "WorkItem",
     "now_ns",
 ]
 
@@ -156,3 +160,29 @@ class FrameSource(Protocol):
     def read(self, timeout_s: float = 0.1) -> Frame | None: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(slots=True)
+class WorkItem:
+    """One frame on its way through the processing stages. ``image`` starts as the frame's
+    pixels; an image stage (denoise) replaces it; an analysis stage (needle tracking) adds to
+    ``results`` under its own name. ``target_px`` is the planned target (x, y) the operator set,
+    or None; a stage that measures to it reads it here."""
+
+    frame: Frame
+    image: np.ndarray
+    results: dict[str, Any] = field(default_factory=dict)
+    target_px: tuple[float, float] | None = None
+
+
+class Stage(Protocol):
+    """A processing step. ``warm_up`` compiles its kernels for a frame shape before the first
+    frame; ``reset`` forgets temporal state (beam off/on, new size, scene cut)."""
+
+    name: str
+
+    def warm_up(self, shape: tuple[int, int]) -> None: ...
+
+    def reset(self) -> None: ...
+
+    def __call__(self, item: WorkItem) -> None: ...

@@ -27,5 +27,5 @@ def default_dose_log() -> Path:
 
 
 def site_key_file() -> Path:
-    """The site's secret for pseudonymous patient keys (``fluoro.pseudonym``)."""
+    """The site's secret for pseudonymous patient keys (``fluoro.doselog.pseudonym``)."""
     return data_dir() / "site.key"

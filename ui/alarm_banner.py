@@ -1,6 +1,6 @@
 """The alarm banner: the newest active dose alarm, a sound, and an Acknowledge button.
 
-Alarms come from ``fluoro.dose_engine.DoseEngine`` (21 CFR 1020.32(h) five-minute signal,
+Alarms come from ``fluoro.session.engine.DoseEngine`` (21 CFR 1020.32(h) five-minute signal,
 NCRP Report 168 levels); acknowledging calls the engine, which logs who did it.
 """
 
@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from PySide6 import QtWidgets
 
-from fluoro.alarms import Alarm
+from fluoro.dose.alarms import Alarm
 
 SEVERITY_COLOURS = {"info": "#1f5fa8", "warning": "#b36b00", "critical": "#b00020"}
 

@@ -7,12 +7,17 @@ import time
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6 import QtCore
+from PySide6 import QtCore, QtWidgets
 
-from fluoro.pipeline import Pipeline, PipelineStats
+from fluoro.stream.pipeline import Pipeline, PipelineStats
 from ui.live_window import LiveWindow
 
 SCREENSHOT_SIZE = (1600, 960)
+
+
+def application(name: str = "fluoro") -> QtWidgets.QApplication:
+    """The process's Qt application (made on first use)."""
+    return pg.mkQApp(name)
 
 
 def run_window(pipe: Pipeline, engine: object | None, *, seconds: float | None = None,
@@ -22,7 +27,7 @@ def run_window(pipe: Pipeline, engine: object | None, *, seconds: float | None =
     ``close_when_done``, until the pipeline ends; ``seconds`` bounds the session).
 
     With ``screenshot``, the window is rendered to that PNG once the pipeline has ended."""
-    app = pg.mkQApp("fluoro")
+    app = application()
     window = LiveWindow(pipe, engine, **window_options)
     window.resize(*SCREENSHOT_SIZE)
     window.show()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from fluoro.dose import DoseTotals
+from fluoro.dose.accumulator import DoseTotals
 
 VALUE_STYLE = "font-size: 30pt; font-weight: 600; color: #f0f0f0;"
 LABEL_STYLE = "font-size: 12pt; color: #a8b0b8;"

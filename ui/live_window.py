@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from fluoro.dose import DoseTotals
-from fluoro.headless import signal_state
-from fluoro.pipeline import Pipeline, PipelineStats
-from fluoro.preview import display_window
-from fluoro.stats import RateMeter
+from fluoro.dose.accumulator import DoseTotals
+from fluoro.imaging.preview import display_window
+from fluoro.session.headless import signal_state
+from fluoro.stream.pipeline import Pipeline, PipelineStats
+from fluoro.stream.stats import RateMeter
 from ui.alarm_banner import AlarmBanner
 from ui.dose_panel import DosePanel
 from ui.image_view import FluoroView
@@ -34,7 +34,7 @@ BIG_LABEL = "font-size: 28pt; font-weight: 800; color: {colour}; background: rgb
 
 
 class LiveWindow(QtWidgets.QMainWindow):
-    """``engine`` is a ``fluoro.dose_engine.DoseEngine`` (alarms, acknowledgements) or None."""
+    """``engine`` is a ``fluoro.session.engine.DoseEngine`` (alarms, acknowledgements) or None."""
 
     closed = QtCore.Signal()
 

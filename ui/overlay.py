@@ -1,6 +1,6 @@
 """The needle overlay: shaft, tip marker, projected trajectory with 10 mm ticks, the target.
 
-Drawn from a ``fluoro.needle_types.NeedleResult`` in image pixel coordinates (x = column,
+Drawn from a ``fluoro.imaging.needle_result.NeedleResult`` in image pixel coordinates (x = column,
 y = row). When the needle is not detected everything is hidden: never a stale line.
 """
 
@@ -12,7 +12,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore
 
-from fluoro.needle_types import NeedleResult, distance_mm
+from fluoro.imaging.needle_result import NeedleResult, distance_mm
 
 SHAFT_PEN = pg.mkPen((60, 230, 90), width=2)
 TRAJECTORY_PEN = pg.mkPen((255, 210, 40), width=2, style=QtCore.Qt.PenStyle.DashLine)

@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 from PySide6 import QtGui
 
+from fluoro.dicomtime import da_tm
+
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
 
 
@@ -74,7 +76,7 @@ def _secondary_capture(image: np.ndarray, path: Path) -> Path:
     ds.SOPClassUID, ds.SOPInstanceUID = SECONDARY_CAPTURE, ds.file_meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
     now = datetime.datetime.now()
-    ds.ContentDate, ds.ContentTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+    ds.ContentDate, ds.ContentTime = da_tm(now)
     ds.Modality, ds.ConversionType = "XA", "WSD"
     ds.ImageType = ["DERIVED", "SECONDARY"]
     ds.Rows, ds.Columns = pixels.shape

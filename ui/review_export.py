@@ -1,7 +1,7 @@
 """Files the review window writes: one procedure as a DICOM RDSR or as JSON, and the procedure
 table as CSV. No Qt here; the window supplies the rows it shows.
 
-- RDSR: ``fluoro.rdsr_export.export_rdsr`` (X-Ray Radiation Dose SR, SOP class
+- RDSR: ``fluoro.rdsr.export.export_rdsr`` (X-Ray Radiation Dose SR, SOP class
   1.2.840.10008.5.1.4.1.1.88.67, PS3.16 TID 10001), the same file ``fluoro dose export-rdsr``
   writes.
 - JSON: ``{"dose_log": PATH, "procedures": [procedure_json]}``, the shape of
@@ -19,9 +19,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from fluoro.cli_dose import procedure_json
 from fluoro.doselog import DoseLog, ProcedureSummary
 from fluoro.errors import InputError
+from fluoro.report.json import procedure_json
 
 __all__ = ["write_csv", "write_json", "write_rdsr"]
 
@@ -49,7 +49,7 @@ def _replace_with(path: Path, text: str) -> Path:
 
 def write_rdsr(log: DoseLog, procedure_uid: str, path: str | os.PathLike[str]) -> Path:
     """Write procedure ``procedure_uid`` of ``log`` as an RDSR at ``path``; returns the path."""
-    from fluoro.rdsr_export import export_rdsr  # pydicom is loaded only when exporting
+    from fluoro.rdsr.export import export_rdsr  # pydicom is loaded only when exporting
 
     return export_rdsr(log, procedure_uid, _writable(Path(path)))
 

@@ -20,10 +20,10 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6 import QtCore, QtGui
 
-from fluoro.alarms import QUANTITIES
-from fluoro.dose import DoseGap, PulseDose
+from fluoro.dicomtime import parse_dicom_datetime
+from fluoro.dose.accumulator import DoseGap, PulseDose
+from fluoro.dose.alarms import QUANTITIES
 from fluoro.doselog import AlarmRecord, ImportedProcedure, IrradiationEvent
-from fluoro.doselog_imported import parse_dicom_datetime
 
 __all__ = ["DoseCurvePlot", "alarm_label", "cumulative_kar", "imported_curve"]
 

@@ -1,4 +1,4 @@
-"""PTW DIAMENTOR DAP meter on a serial port, as a ``fluoro.meter.DoseSource``.
+"""PTW DIAMENTOR DAP meter on a serial port, as a ``fluoro.dose.meter.DoseSource``.
 
 URL: ``serial:PORT?protocol=diamentor&baud=9600&poll_hz=2&reset=1&unit=Gycm2&reply_timeout_s=0.5``
 
@@ -53,9 +53,9 @@ from drivers.diamentor.protocol import (
     encode_command,
     parse_reply,
 )
+from fluoro.dose.meter import DoseSourceInfo, MeterEvent, MeterEventKind, MeterReading
 from fluoro.errors import SourceError
 from fluoro.frame import now_ns
-from fluoro.meter import DoseSourceInfo, MeterEvent, MeterEventKind, MeterReading
 
 __all__ = [
     "DiamentorMeter",

@@ -26,7 +26,7 @@ from drivers.sim.geometry import OBLIQUE_VIEW_DEG
 from drivers.sim.needle import NeedlePlan, needle_patch, target_point
 from drivers.sim.scene import breathing_shift_mm, build_scene
 from drivers.sim.technique import AutomaticBrightnessControl, draw_event_s, pulse_times_s
-from fluoro.dosemodel import pulse_dap_gycm2, pulse_kar_mgy
+from fluoro.dose.model import pulse_dap_gycm2, pulse_kar_mgy
 from fluoro.frame import EndOfStream, Frame, SourceInfo, Truth, now_ns
 
 DWELL_S = 6.0  # the needle stays at the target this long before the cycle ends

@@ -5,7 +5,7 @@ Dose calibration
 Detected quanta behind average soft tissue per pulse: ``Q = QUANTA_PER_MAS_80KVP * mAs *
 (kVp / 80)^KVP_EXPONENT``. ``QUANTA_PER_MAS_80KVP`` is set so that the ABC's target of 50
 quanta at 80 kVp, 0.1 mm Cu needs 0.1215 mAs per pulse (10.1 mA × 12 ms), which
-``fluoro.dosemodel`` turns into Ka,r = 0.0167 mGy per pulse: 15 mGy/min at 15 pulses/s, and
+``fluoro.dose.model`` turns into Ka,r = 0.0167 mGy per pulse: 15 mGy/min at 15 pulses/s, and
 with the ~98 cm² field at the reference point 1.6 mGy·cm² per pulse, 1.4 Gy·cm²/min — so a
 lumbar transforaminal injection with 30–45 s of fluoroscopy totals 0.7–1.1 Gy·cm², the range
 reported for these procedures. ``KVP_EXPONENT`` (3.5) lumps the tube output (~kVp²) and the

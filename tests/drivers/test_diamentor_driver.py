@@ -15,8 +15,8 @@ import serial
 from drivers.diamentor.driver import DiamentorMeter, DiamentorOptions, backoff_delays_s
 from drivers.diamentor.emulator import Emulator
 from drivers.dose_sources import open_dose_source
+from fluoro.dose.meter import DoseSource, MeterEvent, MeterReading
 from fluoro.errors import SourceError
-from fluoro.meter import DoseSource, MeterEvent, MeterReading
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = "&poll_hz=20&reply_timeout_s=0.2"

@@ -19,7 +19,7 @@ from drivers.diamentor.protocol import (
     format_measurement,
     parse_reply,
 )
-from fluoro.meter import MeterEvent, MeterReading
+from fluoro.dose.meter import MeterEvent, MeterReading
 
 COMMANDS = ("M", "RES", "U", "U2", "KA", "SER", "PTW")
 

@@ -14,10 +14,10 @@ from drivers.sim import SimConfig, SimulatedCArm, open_sim
 from drivers.sim.geometry import Geometry
 from drivers.sim.hardware import hardware_primitives
 from drivers.sim.scene import breathing_margin_rows
-from fluoro.dosemodel import pulse_dap_gycm2, pulse_kar_mgy
+from fluoro.dose.model import pulse_dap_gycm2, pulse_kar_mgy
 from fluoro.errors import SourceError
 from fluoro.frame import EndOfStream, Frame, FrameSource
-from fluoro.preview import save_png
+from fluoro.imaging.preview import save_png
 
 FAST = "realtime=0&size=256"
 

@@ -126,7 +126,7 @@ def test_bench_adds_noise_to_a_real_cine_and_scores_baselines(tmp_path, shared_d
 
 
 def test_bench_never_loads_qt():
-    code = ("import sys; from fluoro.cli import main; "
+    code = ("import sys; from fluoro.cli.main import main; "
             "rc = main(['bench', '--size', '128', '--frames', '10', '--fps', '30']); "
             "assert 'PySide6' not in sys.modules and 'pyqtgraph' not in sys.modules, 'Qt loaded'; "
             "sys.exit(rc)")

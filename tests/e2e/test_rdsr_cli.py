@@ -132,7 +132,7 @@ def test_export_of_an_unknown_procedure_is_one_line(tmp_path):
 def _sr(tmp_path: Path) -> Path:
     """A valid little dose report written by fluoro's own exporter."""
     from fluoro.doselog import ImportedPlane, ImportedProcedure, ProcedureInfo
-    from fluoro.rdsr_export import build_dataset
+    from fluoro.rdsr.export import build_dataset
 
     plane = ImportedPlane("single", 1.0, 5.0, 1.0, 5.0, 30.0, 0.0, 0.0, 0.0, 0.0,
                           "15cm from Isocenter toward Source", "113860")

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from conftest import REPO, assert_one_error_line, run_fluoro
 
-from fluoro.cli import main
+from fluoro.cli.main import main
 from fluoro.doselog import DoseLog, ProcedureInfo
-from fluoro.report_csv import COLUMNS
+from fluoro.report.csv import COLUMNS
 
 _spec = importlib.util.spec_from_file_location(
-    "report_clinic", REPO / "tests" / "fluoro" / "test_report_data.py")
+    "report_clinic", REPO / "tests" / "fluoro" / "report" / "test_report_data.py")
 assert _spec is not None and _spec.loader is not None
 clinic_module = sys.modules.setdefault("report_clinic", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(clinic_module)
@@ -163,8 +163,8 @@ def test_filters_on_the_command_line(clinic, capsys, args, uids):
 
 
 def test_patient_by_id_is_keyed_with_the_site_secret(tmp_path, capsys):
+    from fluoro.doselog.pseudonym import load_or_create_site_salt, patient_key
     from fluoro.paths import site_key_file
-    from fluoro.pseudonym import load_or_create_site_salt, patient_key
 
     site_key_file().parent.mkdir(parents=True, exist_ok=True)
     key = patient_key("MRN-0042", load_or_create_site_salt(site_key_file()))

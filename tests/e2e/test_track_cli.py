@@ -5,11 +5,7 @@ import math
 
 import cv2
 import numpy as np
-import pytest
-from conftest import REPO, assert_one_error_line, run_fluoro
-
-WIRED = "add_track_parser" in (REPO / "fluoro" / "cli.py").read_text()
-pytestmark = pytest.mark.skipif(not WIRED, reason="fluoro track is not wired into fluoro/cli.py")
+from conftest import assert_one_error_line, run_fluoro
 
 TIP, HUB = (310.4, 220.6), (100.2, 400.3)
 

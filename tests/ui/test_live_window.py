@@ -9,14 +9,14 @@ import pytest
 from conftest import make_frames
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from fluoro.alarms import AlarmConfig, AlarmLevel
-from fluoro.bench import PrerenderedSource
-from fluoro.dose_engine import DoseEngine
+from fluoro.dose.alarms import AlarmConfig, AlarmLevel
+from fluoro.dose.siteconfig import load_site_config
 from fluoro.doselog import DoseLog, ProcedureInfo
 from fluoro.frame import EndOfStream, SourceInfo
-from fluoro.needle_types import NeedleResult
-from fluoro.pipeline import Pipeline
-from fluoro.siteconfig import load_site_config
+from fluoro.imaging.needle_result import NeedleResult
+from fluoro.session.engine import DoseEngine
+from fluoro.stream.pipeline import Pipeline
+from fluoro.stream.prerendered import PrerenderedSource
 from ui.live_window import LiveWindow
 
 INFO = SourceInfo("test://frames", "synthetic", (32, 32), 30.0, (0.25, 0.25))

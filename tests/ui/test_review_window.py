@@ -14,7 +14,7 @@ import pytest
 from conftest import make_exposure
 from PySide6 import QtCore, QtGui
 
-from fluoro.dose import DoseGap, DoseTotals, PulseDose
+from fluoro.dose.accumulator import DoseGap, DoseTotals, PulseDose
 from fluoro.doselog import DoseLog, ImportedEvent, ImportedPlane, ImportedProcedure, ProcedureInfo
 from fluoro.errors import InputError
 from ui.review_details import NOT_ACKNOWLEDGED
