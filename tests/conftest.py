@@ -10,6 +10,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import pytest
 
+from fluoro.dose.accumulator import DoseAccumulator
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -101,3 +103,13 @@ def read_all(source, timeout_s: float = 1.0) -> list:
             return frames
         if frame is not None:
             frames.append(frame)
+
+
+def log_frames(log, frames, accumulator: DoseAccumulator | None = None) -> DoseAccumulator:
+    """Account for ``frames`` and append each record to ``log`` (anything with ``append``: a
+    ``DoseLog``, a list), as the dose engine does; returns the accumulator with the totals."""
+    acc = accumulator if accumulator is not None else DoseAccumulator()
+    for frame in frames:
+        for record in acc.add(frame).records:
+            log.append(record)
+    return acc

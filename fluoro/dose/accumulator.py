@@ -1,9 +1,11 @@
 """Per-pulse dose accounting: the synchronous path every frame passes before image processing.
 
-Each beam-on pulse becomes one ``PulseDose`` record, appended to a ``DoseSink`` (the dose log)
-before ``DoseAccumulator.add`` returns, so nothing downstream can lose it. A jump in the
-source's sequence number becomes a ``DoseGap``: the missing pulses are counted and their dose
-is estimated from the neighbouring pulses (never ignored, never silently zero).
+``DoseAccumulator.add(frame)`` turns one frame into the records to write and adds them to the
+running totals: each beam-on pulse becomes one ``PulseDose``, and a jump in the source's
+sequence number becomes a ``DoseGap`` (the missing pulses are counted and their dose is
+estimated from the neighbouring pulses: never ignored, never silently zero). It does no I/O:
+its caller (``fluoro.session.engine.DoseEngine``) commits the records to the dose log before
+the frame goes on to image processing.
 
 Quantities: Ka,r (air kerma at the reference point, mGy), DAP (Gy·cm²), fluoroscopy time (the
 time the beam is on, s; for pulsed fluoroscopy one pulse interval per pulse, as the pedal
@@ -15,7 +17,6 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
-from typing import Protocol
 
 from fluoro.dose.model import pulse_dap_gycm2, pulse_kar_mgy
 from fluoro.frame import Exposure, Frame
@@ -71,46 +72,34 @@ class DoseTotals:
     events: int = 0
     beam_on: bool = False
     measured_pulses: int = 0
-    log_error: str | None = None
+    log_error: str | None = None  # the dose log failed: why, and where the records went
     # With a DAP meter attached, ``dap_gycm2`` is the meter's and the model's is kept here.
     dap_model_gycm2: float | None = None
     meter_state: str | None = None  # None (no meter), "ok", "DISCONNECTED"
 
 
-class DoseSink(Protocol):
-    """Where dose records go; ``append`` returns only once the record is stored."""
+@dataclass(frozen=True, slots=True)
+class FrameDose:
+    """What one frame added to the procedure: the gap before it (pulses the source numbered but
+    never delivered) and its pulse, either of them None (a beam-off frame has no pulse)."""
 
-    def append(self, record: PulseDose | DoseGap) -> None: ...
-
-
-class MemoryDoseLog:
-    """A dose sink that keeps records in a list (tests, benchmarks)."""
-
-    def __init__(self) -> None:
-        self.records: list[PulseDose | DoseGap] = []
-
-    def append(self, record: PulseDose | DoseGap) -> None:
-        self.records.append(record)
+    gap: DoseGap | None = None
+    pulse: PulseDose | None = None
 
     @property
-    def pulses(self) -> list[PulseDose]:
-        return [r for r in self.records if isinstance(r, PulseDose)]
-
-    @property
-    def gaps(self) -> list[DoseGap]:
-        return [r for r in self.records if isinstance(r, DoseGap)]
+    def records(self) -> tuple[PulseDose | DoseGap, ...]:
+        """The records to write, in order: the gap, then the pulse."""
+        return tuple(r for r in (self.gap, self.pulse) if r is not None)
 
 
 class DoseAccumulator:
     """Running dose totals of one procedure, fed one frame at a time from the acquisition thread.
 
-    ``totals()`` may be called from any thread. If the sink fails, accounting goes on in memory
-    and ``DoseTotals.log_error`` says why, so the failure is visible and nothing is dropped from
-    the totals.
+    ``add`` returns the frame's records for the caller to write; ``totals()`` may be called from
+    any thread. ``room_factor`` is the room's calibration (measured Ka,r over modelled).
     """
 
-    def __init__(self, sink: DoseSink | None = None, room_factor: float = 1.0) -> None:
-        self.sink: DoseSink = sink if sink is not None else MemoryDoseLog()
+    def __init__(self, room_factor: float = 1.0) -> None:
         self.room_factor = room_factor
         self._lock = threading.Lock()
         self._totals = DoseTotals()
@@ -118,26 +107,23 @@ class DoseAccumulator:
         self._last_seq: int | None = None
         self._last_pulse: PulseDose | None = None
         self._event_open = False
-        self.unlogged: list[PulseDose | DoseGap] = []
 
-    def add(self, frame: Frame) -> PulseDose | None:
-        """Account for one frame; returns its pulse record (None for a beam-off frame)."""
+    def add(self, frame: Frame) -> FrameDose:
+        """Account for one frame; returns its records (a gap, a pulse) for the log."""
         gap = self._check_sequence(frame)
         if gap is not None:
-            self._store(gap)
             self._bump(gap.kar_est_mgy, gap.dap_est_gycm2, gap.beam_time_est_s, gap.t_s,
                        missing=gap.count)
         if not frame.beam_on:
             self._event_open = False
             with self._lock:
                 self._totals = replace(self._totals, beam_on=False)
-            return None
+            return FrameDose(gap, None)
         pulse = self._pulse(frame)
-        self._store(pulse)
         self._bump(pulse.kar_mgy, pulse.dap_gycm2, pulse.beam_time_s, pulse.t_s,
                    pulses=1, measured=int(pulse.measured), new_event=pulse.event)
         self._last_pulse = pulse
-        return pulse
+        return FrameDose(gap, pulse)
 
     def totals(self) -> DoseTotals:
         with self._lock:
@@ -191,18 +177,6 @@ class DoseAccumulator:
         return PulseDose(frame.seq, frame.t_s, event, kar, dap, kar_model, dap_model, measured,
                          beam_time_s, exposure)
 
-    def mark_log_error(self, message: str) -> None:
-        """Record that the dose log failed (shown as DOSE LOG FAILED until the procedure ends)."""
-        with self._lock:
-            self._totals = replace(self._totals, log_error=message)
-
-    def _store(self, record: PulseDose | DoseGap) -> None:
-        try:
-            self.sink.append(record)
-        except Exception as exc:  # the log failed: keep every record and say so, loudly
-            self.unlogged.append(record)
-            self.mark_log_error(f"{type(exc).__name__}: {exc}")
-
     def _bump(self, kar_mgy: float, dap_gycm2: float, beam_time_s: float, t_s: float, *,
               pulses: int = 0, missing: int = 0, measured: int = 0, new_event: int = 0) -> None:
         self._recent.append((t_s, kar_mgy))
@@ -221,5 +195,4 @@ class DoseAccumulator:
                 events=max(t.events, new_event),
                 beam_on=bool(pulses) or t.beam_on,
                 measured_pulses=t.measured_pulses + measured,
-                log_error=t.log_error,
             )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from fluoro.doselog.ledger import Clock
 from fluoro.doselog.postgres import (
@@ -22,23 +22,31 @@ from fluoro.doselog.postgres import (
 )
 from fluoro.doselog.sqlite import connect_reader, connect_writer
 
-__all__ = ["is_database_url", "open_reader", "open_writer"]
+__all__ = ["Opened", "is_database_url", "open_reader", "open_writer"]
 
 
-def open_writer(target: str | os.PathLike[str], synchronous: str,
-                clock: Clock) -> tuple[Any, Path | str]:
-    """(connection, name) of the dose log ``target`` opened for appending."""
+class Opened(NamedTuple):
+    """An open dose-log connection, the name messages show, and the SQLite file it lives in
+    (None for the department database)."""
+
+    conn: Any
+    name: Path | str
+    file: Path | None
+
+
+def open_writer(target: str | os.PathLike[str], synchronous: str, clock: Clock) -> Opened:
+    """The dose log ``target`` opened for appending."""
     url = database_url(target)
     if url is not None:
-        return connect_pg_writer(url, clock), redact(url)
+        return Opened(connect_pg_writer(url, clock), redact(url), None)
     path = Path(target)
-    return connect_writer(path, synchronous, clock), path
+    return Opened(connect_writer(path, synchronous, clock), path, path)
 
 
-def open_reader(target: str | os.PathLike[str]) -> tuple[Any, Path | str]:
-    """(connection, name) of the dose log ``target`` opened read-only."""
+def open_reader(target: str | os.PathLike[str]) -> Opened:
+    """The dose log ``target`` opened read-only."""
     url = database_url(target)
     if url is not None:
-        return connect_pg_reader(url), redact(url)
+        return Opened(connect_pg_reader(url), redact(url), None)
     path = Path(target)
-    return connect_reader(path), path
+    return Opened(connect_reader(path), path, path)

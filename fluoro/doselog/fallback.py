@@ -1,8 +1,10 @@
 """A fallback journal for when the dose log database fails: one JSON line per record, fsynced.
 
-When ``DoseLog.append`` raises (disk full, database locked, I/O error), the caller keeps its
-totals in memory, shows DOSE LOG FAILED, and writes each record here, beside the log
-(``<log>.fallback.jsonl``). Plain appends to a plain file need far less to go right than an
+When the dose log fails during a procedure (disk full, database locked, I/O error, file
+removed), ``fluoro.doselog.failover.FailoverWriter`` writes this and every later record of the
+procedure here: beside an SQLite log (``<log>.fallback.jsonl``), or in this computer's data
+folder for the department database, while the totals go on in memory and the display shows
+DOSE LOG FAILED. Plain appends to a plain file need far less to go right than an
 SQLite transaction. Each line is one canonical JSON object written with one ``write`` to a file
 opened for appending (mode 0600) and fsynced before ``append`` returns (a line torn by a crash
 is cut off when the journal is next opened):

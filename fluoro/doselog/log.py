@@ -70,13 +70,19 @@ class DoseLogError(RuntimeError):
 class DoseLog:
     """An open dose log. Make one with ``create_or_open`` (to append) or ``open_readonly``.
 
-    It is the pipeline's ``DoseSink``: ``append`` stores one ``PulseDose`` or ``DoseGap``,
-    committed before it returns. Use as a context manager or call ``close``.
+    ``append`` stores one ``PulseDose`` or ``DoseGap``, committed before it returns; a live
+    procedure writes through ``fluoro.doselog.failover.FailoverWriter``. Use as a context
+    manager or call ``close``.
+
+    ``path`` is what messages name (the file, or the URL without its password); ``file`` is the
+    SQLite file the log lives in, None for the department database.
     """
 
     def __init__(self, conn: sqlite3.Connection, path: Path | str, *, readonly: bool,
-                 clock: Clock, target: str | os.PathLike[str] | None = None) -> None:
-        self.path = path  # what messages name: the file, or the URL without its password
+                 clock: Clock, target: str | os.PathLike[str] | None = None,
+                 file: Path | None = None) -> None:
+        self.path = path
+        self.file = file
         self._target = path if target is None else target
         self.readonly = readonly
         self._conn: sqlite3.Connection | None = conn
@@ -98,14 +104,14 @@ class DoseLog:
         log.
         """
         clock = clock or utc_now
-        conn, name = open_writer(path, synchronous, clock)
-        return cls(conn, name, readonly=False, clock=clock, target=path)
+        conn, name, file = open_writer(path, synchronous, clock)
+        return cls(conn, name, readonly=False, clock=clock, target=path, file=file)
 
     @classmethod
     def open_readonly(cls, path: str | os.PathLike[str]) -> DoseLog:
         """Open an existing dose log for reading only (its own connection, URI ``mode=ro``)."""
-        conn, name = open_reader(path)
-        return cls(conn, name, readonly=True, clock=utc_now, target=path)
+        conn, name, file = open_reader(path)
+        return cls(conn, name, readonly=True, clock=utc_now, target=path, file=file)
 
     # -- writing -------------------------------------------------------------------------------
 

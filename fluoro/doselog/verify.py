@@ -83,7 +83,7 @@ def verify(path: str | os.PathLike[str], anchor: Head | None = None) -> VerifyRe
     no longer reaches that row or that row's hash differs. Raises ``InputError`` if ``path`` is
     not a fluoro dose log.
     """
-    conn, _ = open_reader(path)
+    conn = open_reader(path).conn
     try:
         conn.execute("BEGIN")
         return _verify_rows(conn, anchor)

@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import REPO, make_frames
+from conftest import REPO, log_frames, make_frames
 
-from fluoro.dose.accumulator import DoseAccumulator
 from fluoro.doselog import DoseLog, Head, ProcedureInfo, verify
 from fluoro.doselog.ledger import canonical_json, chain_hash
 from fluoro.doselog.pseudonym import load_or_create_site_salt, patient_key
@@ -24,9 +23,7 @@ KEY = "0123456789abcdef" * 2
 def _logged(path: Path, pattern: str = "1111101111") -> tuple[str, Head]:
     with DoseLog.create_or_open(path) as log:
         uid = log.begin_procedure(ProcedureInfo(KEY, "vertebroplasty"))
-        acc = DoseAccumulator(log)
-        for frame in make_frames(pattern):
-            acc.add(frame)
+        acc = log_frames(log, make_frames(pattern))
         log.log_alarm("kar-1", "kar_mgy", 0.01, 0.02, 0.3, "Ka,r passed 0.01 mGy")
         log.log_ack("kar-1", "RSO")
         head = log.end_procedure(acc.totals())
@@ -181,9 +178,7 @@ def test_the_patient_id_never_reaches_the_file(tmp_path):
     path = tmp_path / "dose.db"
     log = DoseLog.create_or_open(path)
     log.begin_procedure(ProcedureInfo(key, "lumbar facet injection"))
-    acc = DoseAccumulator(log)
-    for frame in make_frames("1111"):
-        acc.add(frame)
+    acc = log_frames(log, make_frames("1111"))
 
     def contents() -> bytes:
         return b"".join(Path(f"{path}{suffix}").read_bytes() for suffix in ("", "-wal", "-shm")

@@ -8,10 +8,9 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from conftest import make_frames
+from conftest import log_frames, make_frames
 from pg_server import pg_server_fixture, pg_url_fixture  # noqa: F401 - fixtures
 
-from fluoro.dose.accumulator import DoseAccumulator
 from fluoro.dose.meter import MeterEvent, MeterReading
 from fluoro.doselog import DoseLog, DoseLogError, ProcedureInfo, postgres, verify
 from fluoro.errors import InputError
@@ -41,9 +40,7 @@ def _write_sequence(log: DoseLog, uid: str = UID):
     rows; returns the accumulator's final totals and the anchor."""
     log.begin_procedure(ProcedureInfo(KEY, "lumbar facet injection", operator="Dr Okafor",
                                       room="OR 3", calibration_factor=1.08, procedure_uid=uid))
-    acc = DoseAccumulator(log)
-    for frame in make_frames("1110111x11x1") + make_frames("11x11", seq0=20):
-        acc.add(frame)
+    acc = log_frames(log, make_frames("1110111x11x1") + make_frames("11x11", seq0=20))
     log.log_alarm("kar-first", "kar_mgy", 0.05, 0.061, 0.4, "Ka,r passed 0.05 mGy")
     log.log_ack("kar-first", "RSO Lindqvist")
     log.log_note("contrast run", author="Dr Okafor")
@@ -161,10 +158,8 @@ def test_two_writers_keep_the_chain_whole(pg_url):
     def room(log: DoseLog, n: int) -> None:
         try:
             log.begin_procedure(ProcedureInfo(KEY, f"room {n}", room=f"OR {n}"))
-            acc = DoseAccumulator(log)
             start.wait()
-            for frame in make_frames("1" * 60):
-                acc.add(frame)
+            acc = log_frames(log, make_frames("1" * 60))
             log.end_procedure(acc.totals())
         except BaseException as exc:
             errors.append(exc)

@@ -2,10 +2,11 @@
 
 import time
 
+import numpy as np
 import pytest
 from conftest import make_frames
 
-from fluoro.dose.accumulator import DoseAccumulator, MemoryDoseLog
+from fluoro.dose.accumulator import DoseAccumulator, PulseDose
 from fluoro.frame import EndOfStream, SourceInfo, WorkItem
 from fluoro.stream.pipeline import Pipeline
 from fluoro.stream.prerendered import PrerenderedSource
@@ -38,9 +39,23 @@ class SleepyStage:
         self.seen.append(item.frame.seq)
 
 
+class RecordingDose(DoseAccumulator):
+    """The accumulator, keeping the pulse records it hands out (what the engine would log)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pulses: list[PulseDose] = []
+
+    def add(self, frame):
+        done = super().add(frame)
+        if done.pulse is not None:
+            self.pulses.append(done.pulse)
+        return done
+
+
 def _run(frames, stages=(), fps=FPS, **kwargs):
-    log = MemoryDoseLog()
-    pipe = Pipeline(PrerenderedSource(frames, _info(), fps), stages, DoseAccumulator(log), **kwargs)
+    log = RecordingDose()
+    pipe = Pipeline(PrerenderedSource(frames, _info(), fps), stages, log, **kwargs)
     pipe.warm_up()
     pipe.start()
     assert pipe.join(30), "pipeline did not finish"
@@ -54,7 +69,9 @@ def test_pass_through_processes_every_frame_and_logs_every_pulse():
     assert s.frames_received == s.frames_processed == 61
     assert s.frames_dropped == 0 and s.error is None and s.source_ended
     assert len(log.pulses) == 60 and s.dose.pulses == 60 and s.dose.events == 2
-    assert s.latency_ms is not None and s.latency_ms["p50"] >= 0
+    latencies_ms = pipe.latency_samples_ms()
+    assert latencies_ms.size == 61 and (latencies_ms > 0).all()  # one per processed frame
+    assert s.latency_ms["max"] == latencies_ms.max()
     assert set(s.stages_ms) == {"passthrough", "dose"}
     result, version = pipe.latest()
     assert version == 61 and result.frame.seq == 60
@@ -72,6 +89,9 @@ def test_slow_processing_drops_frames_but_never_dose():
     assert len(log.pulses) == emitted == s.dose.pulses  # every pulse accounted for
     assert [p.seq for p in log.pulses] == [f.seq for f in frames if f.beam_on]
     assert len(stage.seen) < emitted
+    # latency runs from hand-off to result, so a processed pulse's includes the stage's three
+    # pulse intervals (only the one beam-off frame skips the stage)
+    assert np.median(pipe.latency_samples_ms()) >= 3000 / FPS
     # the newest frame wins: the last frame reached the display
     assert pipe.latest()[0].frame.seq == frames[-1].seq
 
