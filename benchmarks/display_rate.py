@@ -33,8 +33,10 @@ from ui.live_window import LiveWindow
 
 
 class FixedNeedle:
+    """A tracking stage that reports the same needle every frame (the window's drawing is
+    measured, not the tracker)."""
+
     name = "track"
-    target_px = None
 
     def __init__(self, size: int) -> None:
         s = size / 1024

@@ -1,5 +1,5 @@
-"""Run a live session in the window: the ``fluoro run`` entry point when there is a display
-(or when ``--screenshot`` asks for an offscreen rendering)."""
+"""Run a live session in the window: what ``fluoro run`` does with an open ``Session`` when
+there is a display (or when ``--screenshot`` asks for an offscreen rendering)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from pathlib import Path
 import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
-from fluoro.stream.pipeline import Pipeline, PipelineStats
+from fluoro.session.session import Session
+from fluoro.stream.pipeline import PipelineStats
 from ui.live_window import LiveWindow
 
 SCREENSHOT_SIZE = (1600, 960)
@@ -20,15 +21,23 @@ def application(name: str = "fluoro") -> QtWidgets.QApplication:
     return pg.mkQApp(name)
 
 
-def run_window(pipe: Pipeline, engine: object | None, *, seconds: float | None = None,
+def run_window(session: Session, *, seconds: float | None = None,
                screenshot: Path | None = None, close_when_done: bool = False,
-               **window_options: object) -> tuple[PipelineStats, float]:
-    """Open the live window on ``pipe`` until it is closed (or, with ``screenshot`` or
-    ``close_when_done``, until the pipeline ends; ``seconds`` bounds the session).
+               ) -> tuple[PipelineStats, float]:
+    """Open the live window on the open ``session`` until it is closed (or, with
+    ``screenshot`` or ``close_when_done``, until the pipeline ends; ``seconds`` bounds the
+    session). Returns the pipeline's final statistics and the wall time, s.
 
     With ``screenshot``, the window is rendered to that PNG once the pipeline has ended."""
+    pipe, engine = session.pipeline, session.engine
+    if pipe is None or engine is None:
+        raise RuntimeError("run_window: the session is not open")
     app = application()
-    window = LiveWindow(pipe, engine, **window_options)
+    name = session.config.procedure_name
+    window = LiveWindow(pipe, engine, operator=session.config.operator,
+                        reference_point=session.config.site.reference_point,
+                        prior_text=session.prior_text,
+                        title=f"fluoro — {name or 'live guidance'}")
     window.resize(*SCREENSHOT_SIZE)
     window.show()
     t0 = time.monotonic()

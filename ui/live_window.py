@@ -16,9 +16,10 @@ import numpy as np
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from fluoro.dose.accumulator import DoseTotals
+from fluoro.dose.alarms import Acknowledgement
 from fluoro.imaging.preview import display_window
-from fluoro.session.headless import signal_state
-from fluoro.stream.pipeline import Pipeline, PipelineStats
+from fluoro.session.engine import DoseEngine
+from fluoro.stream.pipeline import Pipeline, PipelineStats, signal_state
 from fluoro.stream.stats import RateMeter
 from ui.alarm_banner import AlarmBanner
 from ui.dose_panel import DosePanel
@@ -34,11 +35,12 @@ BIG_LABEL = "font-size: 28pt; font-weight: 800; color: {colour}; background: rgb
 
 
 class LiveWindow(QtWidgets.QMainWindow):
-    """``engine`` is a ``fluoro.session.engine.DoseEngine`` (alarms, acknowledgements) or None."""
+    """The window over a running ``pipe``; ``engine`` gives the alarms and takes the
+    acknowledgements (None: no alarms, as in the display benchmark)."""
 
     closed = QtCore.Signal()
 
-    def __init__(self, pipe: Pipeline, engine: object | None, *, operator: str = "",
+    def __init__(self, pipe: Pipeline, engine: DoseEngine | None, *, operator: str = "",
                  reference_point: str = "", prior_text: str = "", title: str = "fluoro",
                  snapshot_dir: Path | None = None) -> None:
         super().__init__()
@@ -131,12 +133,12 @@ class LiveWindow(QtWidgets.QMainWindow):
     # -- actions -------------------------------------------------------------------------------
 
     def set_target(self, x_px: float, y_px: float) -> None:
+        """The planned target (x, y) px: drawn here, and handed to the stages through the
+        pipeline (the tracker reports the tip-to-target distance too)."""
         self.overlay.set_target((x_px, y_px))
-        for stage in self.pipe.stages:  # the tracker reports the distance too
-            if hasattr(stage, "target_px"):
-                stage.target_px = (x_px, y_px)
+        self.pipe.set_target((x_px, y_px))
 
-    def acknowledge(self) -> list[object]:
+    def acknowledge(self) -> list[Acknowledgement]:
         if self.engine is None:
             return []
         acks = self.engine.acknowledge(self.operator)

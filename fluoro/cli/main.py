@@ -16,14 +16,17 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from fluoro import __version__
 from fluoro.cli.dose import add_dose_parser, dose_log_target
 from fluoro.errors import InputError
+
+if TYPE_CHECKING:  # the command functions import what they use, so `fluoro bench` stays light
+    from fluoro.session.session import Openers, Session
+    from fluoro.stream.pipeline import PipelineStats
 
 DEFAULT_SOURCE = "sim://spine"
 SCREENSHOT_FRAMES = 120
@@ -191,131 +194,55 @@ def _open(url: str) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from fluoro.dose.siteconfig import load_site_config
-    from fluoro.doselog import DoseLog, ProcedureInfo
-    from fluoro.doselog.pseudonym import load_or_create_site_salt, patient_key
-    from fluoro.paths import default_dose_log, site_key_file
-    from fluoro.session.engine import DoseEngine
-    from fluoro.session.headless import ConsoleAcknowledger, run_headless, summary_text
-    from fluoro.stream.pipeline import Pipeline
+    from fluoro.session.session import Session, SessionConfig
 
-    site = load_site_config(args.site_config)
-    log_path = args.dose_log or default_dose_log()
-    if args.dose_log is None:
-        log_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    log = DoseLog.create_or_open(log_path)  # a bad log is refused before the slow start-up
-    meter = None
-    try:
-        if args.dose_source is not None:
-            from drivers.dose_sources import open_dose_source
-
-            meter = open_dose_source(args.dose_source)
-        source = _open(args.source)
-    except BaseException:
-        if meter is not None:
-            meter.close()
-        log.close()
-        raise
+    config = SessionConfig(
+        source_url=args.source, site=load_site_config(args.site_config), dose_log=args.dose_log,
+        dose_source_url=args.dose_source, patient_id=args.patient,
+        procedure_name=args.procedure or "", operator=args.operator or "",
+        pregnant=bool(args.pregnant), record_dir=args.record, passthrough=args.passthrough,
+        max_frames=args.frames if args.frames is not None
+        else SCREENSHOT_FRAMES if args.screenshot is not None and args.seconds is None else None)
     use_window = args.screenshot is not None or (not args.headless and has_display())
     if args.screenshot is not None and not has_display():
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # render the window without a screen
-    if args.screenshot is not None and args.frames is None and args.seconds is None:
-        args.frames = SCREENSHOT_FRAMES
-    if not args.headless and not use_window:
-        _say("no display found; running headless")
-    key = None
-    prior = ""
-    if args.patient is not None:
-        site_key_file().parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        key = patient_key(args.patient, load_or_create_site_salt(site_key_file()))
-        history = log.patient_history(key, weeks=site.history_weeks)
-        prior = (f"{history.procedures} earlier procedures in the last {site.history_weeks} "
-                 f"weeks, Ka,r {history.kar_mgy:.1f} mGy, DAP {history.dap_gycm2:.2f} Gy·cm²")
-        _say(f"patient {key[:8]}…: {prior}")
-    else:
-        _say("no --patient given: logged as a phantom/QA procedure")
-    info = ProcedureInfo(patient_key=key, procedure_name=args.procedure or "",
-                         operator=args.operator or "", room=site.room, device=site.device,
-                         reference_point=site.reference_point,
-                         calibration_factor=site.room_factor,
-                         pregnant=True if args.pregnant else None)
-    engine = DoseEngine(site, log, info, pregnant=bool(args.pregnant))
-    feed = None
-    if meter is not None:
-        from fluoro.session.meter_feed import MeterFeed
+    window = None
+    if use_window:
+        from ui.app import run_window
 
-        _say(f"dose source: {meter.info.description}")
-        engine.attach_meter(reset_at_start=meter.info.reset_at_start)
-        feed = MeterFeed(meter, engine.add_meter).start()
-    recorder = None
-    if args.record is not None:
-        from drivers.recording import Recorder
+        def window(session: Session) -> tuple[PipelineStats, float]:
+            return run_window(session, seconds=args.seconds, screenshot=args.screenshot,
+                              close_when_done=config.max_frames is not None)
 
-        recorder = Recorder(args.record)
-    from fluoro.stream.pipeline import default_stages
-
-    pipe = Pipeline(source, [] if args.passthrough else default_stages(), dose=engine,
-                    max_frames=args.frames, taps=[recorder.put] if recorder else ())
-    _say("compiling kernels ...")
-    pipe.warm_up()
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    raised: list[str] = []
-    console = ConsoleAcknowledger(sys.stdin, lambda user: engine.acknowledge(user),
-                                  args.operator).start()
-    bell = "\a" if sys.stderr.isatty() else ""
-
-    def announcements() -> list[str]:
-        lines = [f"ALARM {a.severity.upper()}: {a.message}" for a in engine.take_new_alarms()]
-        raised.extend(lines)
-        if lines and engine.alarms.active():
-            lines[-1] += f"  (type: ack [NAME] + Enter){bell}"
-        return lines + console.take_lines()
-
     try:
-        if use_window:
-            from ui.app import run_window
-
-            stats, wall_s = run_window(
-                pipe, engine, seconds=args.seconds, screenshot=args.screenshot,
-                close_when_done=args.frames is not None, operator=args.operator or "",
-                reference_point=site.reference_point, prior_text=prior,
-                title=f"fluoro — {info.procedure_name or 'live guidance'}")
-            announcements()
-            if args.screenshot is not None:
-                _say(f"screenshot written to {args.screenshot}")
-        else:
-            stats, wall_s = run_headless(pipe, seconds=args.seconds, stop=stop,
-                                         announcements=announcements)
+        with Session(config, _openers(), console=sys.stdin) as session:
+            if not args.headless and not use_window:
+                _say("no display found; running headless")
+            result = session.run(window, seconds=args.seconds, stop=stop)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        if feed is not None:
-            feed.stop()
-        head = engine.close()
-        log.close()
-        if recorder is not None:
-            recorder.close()
-    extra = [("procedure", f"{engine.procedure_uid} ({info.procedure_name or 'unnamed'})"),
-             ("dose log", f"{log_path}" + (f", anchor {head}" if head else ", INCOMPLETE")),
-             ("alarms", f"{len(raised)} raised" + "".join(f"\n{'':12}{a}" for a in raised))]
-    if feed is not None:
-        totals = engine.totals()
-        gaps = engine.meter_gaps_s
-        extra.append(("meter", f"DAP {totals.dap_gycm2:.5f} Gy·cm² measured, "
-                               f"{totals.dap_model_gycm2 or 0:.5f} modelled; {len(gaps)} gap(s)"
-                               + (f" ({sum(gaps):.1f} s)" if gaps else "")))
-    if recorder is not None:
-        skipped = f", {recorder.frames_skipped} NOT recorded" if recorder.frames_skipped else ""
-        extra.append(("recording", f"{recorder.frames_written} frames in {args.record}{skipped}"
-                                   + (f" ({recorder.error})" if recorder.error else "")))
-    stats = replace(stats, dose=engine.totals())
-    print(summary_text(source.info.url, stats, wall_s, extra), flush=True)
-    if stats.error:
-        _say(stats.error)
+    if args.screenshot is not None:
+        _say(f"screenshot written to {args.screenshot}")
+    print(result.summary(), flush=True)
+    if result.stats.error:
+        _say(result.stats.error)
         return EXIT_FAILED
-    if stats.dose.log_error:
-        _say(f"DOSE LOG FAILED: {stats.dose.log_error}")
+    if result.stats.dose.log_error:
+        _say(f"DOSE LOG FAILED: {result.stats.dose.log_error}")
         return EXIT_FAILED
     return 0
+
+
+def _openers() -> Openers:
+    """The drivers' openers: frame sources and dose sources by URL, the recorder."""
+    from drivers import open_source
+    from drivers.dose_sources import open_dose_source
+    from drivers.recording import Recorder
+    from fluoro.session.session import Openers
+
+    return Openers(frame_source=open_source, dose_source=open_dose_source, recorder=Recorder)
 
 
 def with_query(url: str, **params: object) -> str:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fluoro.frame import WorkItem
 from fluoro.imaging.needle_detect import NeedleScale, Segment, hypotheses, measure
 from fluoro.imaging.needle_result import NeedleResult, Point, distance_mm
 
@@ -101,10 +102,12 @@ class NeedleTracker:
     """The ``track`` stage: finds and follows the needle, one ``NeedleResult`` per frame in
     ``item.results["track"]``.
 
+    The planned target, when the operator set one, comes with each frame
+    (``WorkItem.target_px``, set through ``Pipeline.set_target``); the result then reports
+    ``tip_to_target_mm``.
+
     Parameters
     ----------
-    target_px : (x, y) or None
-        A planned target; when set, ``tip_to_target_mm`` is reported. Settable at any time.
     trajectory_mm : float
         Length of the projected path drawn beyond the tip, mm (>= 30 by default).
     accept : float
@@ -119,9 +122,7 @@ class NeedleTracker:
 
     name = "track"
 
-    def __init__(self, target_px: Point | None = None, trajectory_mm: float = 30.0,
-                 accept: float = ACCEPT) -> None:
-        self.target_px = target_px
+    def __init__(self, trajectory_mm: float = 30.0, accept: float = ACCEPT) -> None:
         self.trajectory_mm = trajectory_mm
         self.accept = accept
         self._track: _Track | None = None
@@ -132,7 +133,8 @@ class NeedleTracker:
     # -- Stage ----------------------------------------------------------------------------
     def warm_up(self, shape: tuple[int, int]) -> None:
         """Compile every kernel (numba, cached on disk) for uint16 and float32 frames, on a
-        small synthetic needle, so that the first real frame is not compile time."""
+        small synthetic needle, so that the first real frame is not compile time. The kernels
+        do not depend on the frame size, so ``shape`` (the Stage protocol's) is not needed."""
         size = 128
         yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
         across = np.abs((xx - 20.0) * 0.8 - (yy - 30.0) * 0.6)
@@ -153,9 +155,10 @@ class NeedleTracker:
             self._hint = self._track.segment
         self._track = None
 
-    def __call__(self, item) -> None:
+    def __call__(self, item: WorkItem) -> None:
         frame = item.frame
-        item.results["track"] = self.track(item.image, frame.pixel_spacing_mm, frame.t_s)
+        item.results["track"] = self.track(item.image, frame.pixel_spacing_mm, frame.t_s,
+                                           target_px=item.target_px)
 
     # -- public API -----------------------------------------------------------------------
     def detect(self, image: np.ndarray, pixel_spacing_mm: Point = (1.0, 1.0),
@@ -167,12 +170,14 @@ class NeedleTracker:
                           detection_spacing_mm=detection_spacing_mm)
 
     def track(self, image: np.ndarray, pixel_spacing_mm: Point, t_s: float | None = None,
-              single: bool = False, detection_spacing_mm: float | None = None) -> NeedleResult:
+              single: bool = False, detection_spacing_mm: float | None = None,
+              target_px: Point | None = None) -> NeedleResult:
         """One frame: ``image`` H×W (uint16 or float32; others are converted), its pixel
         spacing (row, col) mm, the source's clock ``t_s`` (s) for the motion model.
         ``detection_spacing_mm`` sets the needle's expected size in pixels when the pixel
         spacing is unknown (default: from ``pixel_spacing_mm``); ``single``: one image, report
-        a first sighting without waiting for the next frame to confirm it."""
+        a first sighting without waiting for the next frame to confirm it; ``target_px``: the
+        planned target (x, y), to report the tip's distance to it."""
         img = np.asarray(image)
         if img.dtype not in (np.uint16, np.float32) or not img.flags.c_contiguous:
             img = np.ascontiguousarray(img, dtype=np.float32)
@@ -188,9 +193,9 @@ class NeedleTracker:
             self.last_path = "search"
         if seg is None or seg.confidence < self.accept:
             return NeedleResult(False, 0.0 if seg is None else seg.confidence,
-                                pixel_spacing_mm=spacing, target_px=self.target_px,
+                                pixel_spacing_mm=spacing, target_px=target_px,
                                 trajectory_mm=self.trajectory_mm)
-        return self._result(seg, spacing)
+        return self._result(seg, spacing, target_px)
 
     # -- internals ------------------------------------------------------------------------
     def _follow(self, img: np.ndarray, scale: NeedleScale, t_s: float | None) -> Segment | None:
@@ -264,14 +269,14 @@ class NeedleTracker:
         track.t_s = t_s
         track.confirmed = True
 
-    def _result(self, seg: Segment, spacing: Point) -> NeedleResult:
+    def _result(self, seg: Segment, spacing: Point, target_px: Point | None) -> NeedleResult:
         ux, uy = seg.direction
         step_mm = math.hypot(ux * spacing[1], uy * spacing[0])
         reach_px = self.trajectory_mm / step_mm
         end = (seg.tip[0] + reach_px * ux, seg.tip[1] + reach_px * uy)
         to_target = None
-        if self.target_px is not None:
-            to_target = distance_mm(seg.tip, self.target_px, spacing)
+        if target_px is not None:
+            to_target = distance_mm(seg.tip, target_px, spacing)
         return NeedleResult(
             detected=True,
             confidence=round(float(seg.confidence), 4),
@@ -281,7 +286,7 @@ class NeedleTracker:
             trajectory_end_px=(float(end[0]), float(end[1])),
             trajectory_mm=self.trajectory_mm,
             pixel_spacing_mm=spacing,
-            target_px=self.target_px,
+            target_px=target_px,
             tip_to_target_mm=to_target,
         )
 

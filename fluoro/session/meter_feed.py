@@ -1,7 +1,8 @@
 """Feeds a DAP meter's readings and link events to the dose engine, on a thread of its own.
 
 The meter is polled by its driver; this thread only hands each item over, so a slow or silent
-meter never delays frame acquisition or the per-pulse dose path.
+meter never delays frame acquisition or the per-pulse dose path. The meter is its opener's to
+close (the session closes it after the feed has stopped).
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from fluoro.dose.meter import DoseSource, MeterEvent, MeterReading
 
 
 class MeterFeed:
+    """Reads ``source`` on a thread of its own and hands every reading and event to
+    ``deliver`` (``DoseEngine.add_meter``); a failure is kept in ``error``, never raised."""
+
     def __init__(self, source: DoseSource,
                  deliver: Callable[[MeterReading | MeterEvent], None]) -> None:
         self.source = source
@@ -27,9 +31,9 @@ class MeterFeed:
         return self
 
     def stop(self) -> None:
+        """Stop reading (within one read timeout)."""
         self._stop.set()
         self._thread.join(5)
-        self.source.close()
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -80,13 +80,15 @@ class StageRunner:
         for stage in self.stages:
             stage.warm_up(shape)
 
-    def run(self, frame: Frame) -> tuple[WorkItem, dict[str, float]]:
-        """``(item, stage_ms)``; for a beam-off frame the stages do not run (``stage_ms`` empty)."""
+    def run(self, frame: Frame, target_px: tuple[float, float] | None = None,
+            ) -> tuple[WorkItem, dict[str, float]]:
+        """``(item, stage_ms)``; for a beam-off frame the stages do not run (``stage_ms`` empty).
+        ``target_px`` is the planned target (x, y) the stages see in ``WorkItem.target_px``."""
         if frame.shape != self._last_shape or not frame.beam_on:
             for stage in self.stages:
                 stage.reset()
             self._last_shape = frame.shape
-        item = WorkItem(frame, frame.pixels)
+        item = WorkItem(frame, frame.pixels, target_px=target_px)
         stage_ms: dict[str, float] = {}
         if frame.beam_on:
             for stage in self.stages:
@@ -168,6 +170,8 @@ class Pipeline:
         self._source_ended = False
         self._error: str | None = None
         self._threads: list[threading.Thread] = []
+        self._target_lock = threading.Lock()
+        self._target_px: tuple[float, float] | None = None
 
     # -- control -----------------------------------------------------------------------------
 
@@ -201,6 +205,19 @@ class Pipeline:
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads)
+
+    def set_target(self, target_px: tuple[float, float] | None) -> None:
+        """Set (or, with None, clear) the planned target, (x, y) px in frame coordinates; any
+        thread may call it (the window's, on a click). The stages see it from the next frame
+        processed on (needle tracking reports the tip-to-target distance)."""
+        with self._target_lock:
+            self._target_px = None if target_px is None else (float(target_px[0]),
+                                                               float(target_px[1]))
+
+    @property
+    def target_px(self) -> tuple[float, float] | None:
+        with self._target_lock:
+            return self._target_px
 
     def latest(self) -> tuple[Result | None, int]:
         """The newest result and its version number (grows with every new result)."""
@@ -274,7 +291,7 @@ class Pipeline:
                     self._error = f"stage failed on frame {frame.seq}: {type(exc).__name__}: {exc}"
 
     def _run_stages(self, frame: Frame) -> None:
-        item, stage_ms = self._runner.run(frame)
+        item, stage_ms = self._runner.run(frame, self.target_px)
         for name, elapsed_ms in stage_ms.items():
             self._stage_ms[name].record(elapsed_ms)
         if not frame.beam_on:

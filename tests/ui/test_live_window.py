@@ -23,10 +23,13 @@ INFO = SourceInfo("test://frames", "synthetic", (32, 32), 30.0, (0.25, 0.25))
 
 
 class FakeTracker:
-    """Puts a known needle into each result (the real tracker has its own tests)."""
+    """Puts a known needle into each result (the real tracker has its own tests) and notes the
+    target each frame came with."""
 
     name = "track"
-    target_px = None
+
+    def __init__(self):
+        self.targets_seen = []
 
     def warm_up(self, shape):
         pass
@@ -35,6 +38,7 @@ class FakeTracker:
         pass
 
     def __call__(self, item):
+        self.targets_seen.append(item.target_px)
         item.results["track"] = NeedleResult(
             True, 0.9, tip_px=(20.0, 16.0), hub_px=(4.0, 16.0), angle_deg=0.0,
             trajectory_end_px=(140.0, 16.0), trajectory_mm=30.0, pixel_spacing_mm=(0.25, 0.25))
@@ -105,12 +109,17 @@ def test_pin_and_load_reference(qtbot, tmp_path):
 
 
 def test_target_click_gives_the_tip_to_target_distance(qtbot, tmp_path):
-    window, _, _ = _window(qtbot, tmp_path, make_frames("1" * 40), stages=[FakeTracker()])
+    tracker = FakeTracker()
+    window, _, _ = _window(qtbot, tmp_path, make_frames("1" * 90), stages=[tracker])
     qtbot.waitUntil(lambda: window.overlay.visible, timeout=10000)
+    assert window.pipe.target_px is None and tracker.targets_seen[0] is None
     window.set_target(20.0, 28.0)  # 12 px below the tip at 0.25 mm/px
     qtbot.waitUntil(lambda: window.tip_to_target_mm is not None, timeout=10000)
     assert window.tip_to_target_mm == pytest.approx(3.0)
     assert window.overlay.target_label.textItem.toPlainText() == "3.0 mm"
+    # the target reaches the stages through the pipeline, from the processing thread
+    assert window.pipe.target_px == (20.0, 28.0)
+    qtbot.waitUntil(lambda: tracker.targets_seen[-1] == (20.0, 28.0), timeout=10000)
 
 
 def test_an_alarm_beeps_shows_and_is_acknowledged_into_the_log(qtbot, tmp_path):
