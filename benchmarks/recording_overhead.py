@@ -45,7 +45,8 @@ def main() -> int:
     source = open_source(f"sim://spine?size={args.size}&realtime=0&clean=0&fps=30")
     info = source.info
     bar = Progress(args.frames, "rendering frames")
-    frames, _ = prerender(source, args.frames, lambda done, total, label: bar.update(done))
+    frames, _ = prerender(source, args.frames,
+                          lambda done, _total, _label: bar.update(done))  # bar has its own
     bar.close()
     runs = {"without_recording": [], "with_recording": []}
     written = skipped = 0

@@ -1,6 +1,9 @@
-"""The full pipeline (denoise -> needle tracking) through ``fluoro.bench.run``: latency at a pulse
-rate, stage times and the tracking section, as ``fluoro bench`` will report them once the
-lead wires the stages in.
+"""Needle tracking through ``fluoro.bench.run``, with or without the denoiser in front.
+
+Reports latency at a pulse rate, stage times and the tracking section (``TrackingScorer``) on a
+simulated spine scenario. ``fluoro bench`` runs denoise -> tracking by default and reports these
+sections too; this script scores tracking alone and adds ``--no-denoise``, which tracks the raw
+noisy frames: run it with and without to see what the denoiser does for tracking.
 
     python benchmarks/tracking_pipeline.py [--size 1024] [--fps 30] [--frames 300]
         [--quanta 50] [--scenario fusion-hardware] [--no-denoise] [--json PATH]

@@ -43,7 +43,6 @@ SCREENSHOT_SIZE = (1600, 1000)
 ALARMS_CAPTION = "ALARMS AND ACKNOWLEDGEMENTS"
 SPLIT_HEIGHTS_PX = [330, 600]  # the table over the curve and the selected procedure
 SIDE_WIDTH_PX = 640
-VERIFY_POLL_MS = 50  # the selected procedure's details and alarms, right of the curve
 WINDOW_STYLE = """
 QMainWindow, QWidget#central { background: #0c0e10; }
 QWidget { color: #e4e8ec; font-size: 12pt; }

@@ -139,7 +139,6 @@ def expected_quanta(
 @_jit
 def apply_needle(
     lam: np.ndarray,
-    field: np.ndarray,
     scatter: np.ndarray,
     quanta: float,
     needle: np.ndarray,

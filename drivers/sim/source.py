@@ -240,7 +240,7 @@ class SimulatedCArm:
         state = pulse.plan.state(pulse.t_s) if pulse.plan is not None else None
         if state is not None:
             patch, row0, col0 = needle_patch(state, g, shift_mm)
-            kernels.apply_needle(lam, scene.field, scene.scatter, quanta, patch, row0, col0)
+            kernels.apply_needle(lam, scene.scatter, quanta, patch, row0, col0)
         self._abc.measure(kernels.roi_mean(lam, scene.roi))
         if cfg.lose > 0.0 and self._loss_rng.random() < cfg.lose:
             self._pulses_lost += 1

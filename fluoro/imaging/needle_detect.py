@@ -279,7 +279,7 @@ def _confidence(level: float, resid: float, length: float, support: int, thin: f
             * ramp(support / max(length, 1.0), 0.3, 0.6) * ramp(-thin, -0.6, -0.3))
 
 
-def coarse_factor(shape: tuple[int, int], scale: NeedleScale) -> int:
+def coarse_factor(scale: NeedleScale) -> int:
     """Downsampling of the cold-start search: coarse pixels of ~0.5 mm at the detector."""
     return max(1, round(0.5 / scale.spacing_mm))
 
@@ -288,7 +288,7 @@ def hypotheses(image: np.ndarray, scale: NeedleScale, buffers: dict, max_lines: 
                ) -> list[tuple[tuple[float, float], tuple[float, float], float, float]]:
     """Candidate lines in the whole frame: ``(origin, direction, t_lo, t_hi)`` in full-size
     pixels, strongest first (direction sign arbitrary). ``buffers`` caches work arrays."""
-    f = coarse_factor(image.shape, scale)
+    f = coarse_factor(scale)
     rows, cols = image.shape[0] // f, image.shape[1] // f
     key = (rows, cols)
     if buffers.get("key") != key:

@@ -97,7 +97,35 @@ def test_polls_readings_through_the_pty(emulator, meter):
     assert_sane(items, emulator)
     meter.close()
     meter.close()  # twice is fine
-    assert meter.read(0.0) is None or True
+    # what was polled before the close is still handed out, at once, then nothing: the
+    # poll thread has stopped (it asked 20 times a second)
+    left = []
+    while (item := meter.read(0.0)) is not None:
+        left.append(item)
+        assert len(left) < 100, "read goes on handing out items after close"
+    assert all(isinstance(i, (MeterReading, MeterEvent)) for i in left)
+    assert meter.read(0.5) is None
+
+
+def test_read_hands_out_what_each_poll_queued_and_none_before():
+    """Without the poll thread (``autostart=False``) nothing arrives until ``poll_once``: read
+    returns None, then exactly the reading that poll queued, then None again."""
+    clock = FakeClock()
+    with Emulator(2.0, clock=clock) as emu, \
+            DiamentorMeter(str(emu.port_path), DiamentorOptions(), autostart=False) as meter:
+        connected = meter.read(0.0)
+        assert isinstance(connected, MeterEvent) and connected.kind == "connected"
+        assert meter.read(0.0) is None
+        assert meter.read(0.2) is None  # it waited, and still nothing: no thread polls
+        assert "M" not in emu.commands
+        for n, t_s in ((1, 0.5), (2, 1.25)):
+            clock.t_s = t_s  # RES at t = 0, then 2 Gy·cm²/s
+            meter.poll_once()
+            reading = meter.read(0.0)
+            assert isinstance(reading, MeterReading), reading
+            assert reading.dap_total_gycm2 == pytest.approx(2.0 * t_s, rel=1e-5)
+            assert list(emu.commands).count("M") == n
+            assert meter.read(0.0) is None
 
 
 @pytest.mark.parametrize("unit", ["cGycm2", "Gycm2", "uGym2", "Rcm2"])

@@ -62,12 +62,15 @@ def test_bad_video_urls(tmp_path, url_tail, words):
 
 class StandInDevice:
     """Behaves like cv2.VideoCapture on a grabber: refuses Y16, delivers ``frames`` frames, then
-    nothing (the C-arm's video output was unplugged)."""
+    nothing (the C-arm's video output was unplugged). Frame ``i`` (from 1) of the ``n``-th device
+    opened has the grey value ``100 * n + i``, so a test knows which device sent what."""
 
     opened_count = 0
 
     def __init__(self, frames):
         StandInDevice.opened_count += 1
+        self.number = StandInDevice.opened_count
+        self.sent = 0
         self.frames = frames
 
     def isOpened(self):  # noqa: N802 (OpenCV's name)
@@ -84,36 +87,58 @@ class StandInDevice:
             time.sleep(0.01)
             return False, None
         self.frames -= 1
+        self.sent += 1
         time.sleep(0.02)
-        return True, np.full((8, 8, 3), 200, np.uint8)
+        return True, np.full((8, 8, 3), 100 * self.number + self.sent, np.uint8)
 
     def release(self):
         pass
 
 
 def test_a_grabber_that_stops_is_stalled_then_reconnected(monkeypatch):
-    monkeypatch.setattr("drivers.opencv_source.RECONNECT_AFTER_S", 0.3)
+    # the device is reopened >= 0.5 s + 0.5 s (first back-off) after its last frame; a stall
+    # shows after 3 frame intervals (60 ms)
+    monkeypatch.setattr("drivers.opencv_source.RECONNECT_AFTER_S", 0.5)
     StandInDevice.opened_count = 0
     grabber = FrameGrabber("capture:0", open_device=lambda dev: StandInDevice(5))
     try:
         assert "refused: 16-bit grey (Y16)" in grabber.info.description
-        got = 0
+        # the first device's frames 2..5 (the opening took frame 1); only the latest frame is
+        # kept, so one may be overwritten if this thread is slow, but never the last one
+        values = []
+        quiet = False  # a read came back empty while the grabber said it was stalled
         deadline = time.monotonic() + 5
-        while got < 4 and time.monotonic() < deadline:
-            got += grabber.read(0.2) is not None
-        assert got >= 4
+        while not quiet and time.monotonic() < deadline:
+            frame = grabber.read(0.2)
+            if frame is not None:
+                values.append(int(frame.pixels[0, 0]))
+            quiet = frame is None and grabber.stalled
+        assert quiet, f"the grabber never reported the lost signal; got {values}"
+        assert StandInDevice.opened_count == 1  # stalled well before the reopening
+        assert values and values[-1] == 105 and values == sorted(set(values)), values
+        assert set(values) <= {102, 103, 104, 105}, values
+        # until the second device opens: no frame (none is invented or handed out twice), and
+        # the grabber says stalled; `stalled` is read before the count, so it was read while
+        # only the dead device existed
+        empty_reads = 0
         deadline = time.monotonic() + 10
         while StandInDevice.opened_count < 2 and time.monotonic() < deadline:
-            assert grabber.read(0.1) is None or True
-        assert grabber.stalled or StandInDevice.opened_count >= 2
+            frame = grabber.read(0.1)
+            stalled = grabber.stalled
+            if StandInDevice.opened_count < 2:
+                assert frame is None, int(frame.pixels[0, 0])
+                assert stalled
+                empty_reads += 1
         assert StandInDevice.opened_count >= 2, "the grabber never reconnected"
-        assert grabber.reconnects >= 1
+        assert empty_reads >= 1  # there is time for several before the reopening
         # the new connection delivers again
         deadline = time.monotonic() + 5
         frame = None
         while frame is None and time.monotonic() < deadline:
             frame = grabber.read(0.2)
         assert frame is not None and frame.pixels.shape == (8, 8)
+        assert 201 <= int(frame.pixels[0, 0]) <= 205  # from the second device
+        assert grabber.reconnects == 1  # counted before the new device is read
     finally:
         grabber.close()
 

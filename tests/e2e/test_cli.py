@@ -107,7 +107,12 @@ def test_bench_scores_denoise_and_tracking_against_the_truth(tmp_path):
     assert denoise["state_bytes"] == 256 * 256 * 7 + 128 * 128 * 4
     assert "denoise: PSNR" in result.stdout + result.stderr
     tracking = report["tracking"]
-    assert 0 <= tracking["detection_rate"] <= 1 and tracking["false_positive_rate"] <= 0.05
+    # scored against the truth both ways: frames with the needle and frames without it. No
+    # detection rate is claimed here (today this run detects none): at 256² the pixels are
+    # 1 mm and the 0.72 mm needle is about a pixel wide; tests/fluoro/imaging/test_needle_sim.py
+    # scores the tracker at 0.5 mm pixels. What must hold at any size: it invents no needle
+    assert tracking["frames_visible"] > 0 and tracking["frames_without_needle"] > 0, tracking
+    assert tracking["false_positive_rate"] <= 0.05
     assert "baselines" not in report  # not asked for: not present
 
 

@@ -1,5 +1,6 @@
-"""``fluoro dose report`` through the command line: HTML rendered in headless Chromium, CSV, JSON,
-filters and bad input, on the synthetic clinic log of ``tests/fluoro/test_report_data.py``."""
+"""``fluoro dose report`` through the command line: HTML rendered in headless Chromium, CSV,
+JSON, filters and bad input, on the synthetic clinic log of
+``tests/fluoro/report/test_report_data.py``."""
 
 from __future__ import annotations
 
