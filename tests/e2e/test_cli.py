@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import cv2
@@ -128,6 +129,17 @@ def test_bench_adds_noise_to_a_real_cine_and_scores_baselines(tmp_path, shared_d
     assert report["baselines"]["opencv_nlm_multi"]["ms_per_frame"] > 0
     # the stage's own entry runs it as the pipeline does, so it scores as the quality pass
     assert report["baselines"]["denoise"]["psnr_out_db"] == report["denoise"]["psnr_out_db"]
+
+
+def test_the_installed_fluoro_command_is_the_cli_main():
+    """The console script (what `make run` starts) and `python -m fluoro` are one command."""
+    (script,) = [e for e in entry_points(group="console_scripts") if e.name == "fluoro"]
+    from fluoro.cli.main import main
+
+    assert script.load() is main
+    result = subprocess.run([str(Path(sys.executable).parent / "fluoro"), "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith("fluoro "), result.stderr
 
 
 def test_bench_never_loads_qt():
