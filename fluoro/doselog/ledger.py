@@ -26,12 +26,14 @@ import hashlib
 import json
 import math
 import sqlite3
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
+from fluoro import __version__
 from fluoro.errors import InputError
 
 APPLICATION = "fluoro-dose-log"
@@ -182,6 +184,19 @@ def insert_rows(conn: sqlite3.Connection, rows: list[Row], wall_time_utc: str,
 
 
 # -- shared by the SQLite and PostgreSQL stores -------------------------------------------
+
+def write_genesis(conn: Any, wall_time_utc: str, engine: dict[str, str]) -> None:
+    """Fill a new log's ``meta`` table and write its first ledger row, ``log_created`` (the
+    log's id and schema version, the software, and ``engine``: the database and its version),
+    inside the caller's write transaction."""
+    log_id = str(uuid.uuid4())
+    conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
+        ("application", APPLICATION), ("schema_version", str(SCHEMA_VERSION)),
+        ("log_id", log_id), ("created_utc", wall_time_utc)])
+    insert_rows(conn, [(LOG_CREATED, None, {
+        "log_id": log_id, "schema_version": SCHEMA_VERSION,
+        "software": f"fluoro {__version__}", **engine})], wall_time_utc, anchor_last=False)
+
 
 def check_meta(name: object, tables: set[str], conn: Any,
                foreign_table_errors: tuple[type[BaseException], ...]) -> None:

@@ -22,20 +22,15 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from fluoro import __version__
 from fluoro.doselog.ledger import (
-    APPLICATION,
-    LOG_CREATED,
-    SCHEMA_VERSION,
     Clock,
     check_meta,
     closed_on_failure,
     format_utc,
-    insert_rows,
+    write_genesis,
 )
 from fluoro.errors import InputError
 
@@ -237,15 +232,8 @@ def _initialise(conn: PgConnection, wall_time_utc: str) -> None:
     conn.begin_write()
     try:
         if not _tables(conn):
-            log_id = str(uuid.uuid4())
             conn.raw.execute(_SCHEMA)
-            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                ("application", APPLICATION), ("schema_version", str(SCHEMA_VERSION)),
-                ("log_id", log_id), ("created_utc", wall_time_utc)])
-            insert_rows(conn, [(LOG_CREATED, None, {
-                "log_id": log_id, "schema_version": SCHEMA_VERSION,
-                "software": f"fluoro {__version__}", **engine_data(conn)})],
-                wall_time_utc, anchor_last=False)
+            write_genesis(conn, wall_time_utc, engine_data(conn))
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:

@@ -21,19 +21,14 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import uuid
 from pathlib import Path
 
-from fluoro import __version__
 from fluoro.doselog.ledger import (
-    APPLICATION,
-    LOG_CREATED,
-    SCHEMA_VERSION,
     Clock,
     check_meta,
     closed_on_failure,
     format_utc,
-    insert_rows,
+    write_genesis,
 )
 from fluoro.errors import InputError
 from fluoro.fsutil import fsync_folder
@@ -121,17 +116,10 @@ def _initialise(conn: sqlite3.Connection, wall_time_utc: str) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         if conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0] == 0:
-            log_id = str(uuid.uuid4())
             for statement in _SCHEMA.split(";\n"):
                 if statement.strip():
                     conn.execute(statement)
-            conn.executemany("INSERT INTO meta (key, value) VALUES (?, ?)", [
-                ("application", APPLICATION), ("schema_version", str(SCHEMA_VERSION)),
-                ("log_id", log_id), ("created_utc", wall_time_utc)])
-            insert_rows(conn, [(LOG_CREATED, None, {
-                "log_id": log_id, "schema_version": SCHEMA_VERSION,
-                "software": f"fluoro {__version__}", "sqlite": sqlite3.sqlite_version})],
-                wall_time_utc, anchor_last=False)
+            write_genesis(conn, wall_time_utc, {"sqlite": sqlite3.sqlite_version})
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
