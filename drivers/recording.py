@@ -3,9 +3,10 @@
 A recording directory holds ``frames.npy`` (uint16, N×H×W), ``frames.jsonl`` (one JSON object
 per frame: ``seq``, ``t_s``, ``pixel_spacing_mm`` [row, col], ``exposure`` {Exposure fields} or
 null, ``truth`` {``needle_visible``, ``tip_px`` [x, y] or null, ``hub_px``, ``kar_mgy``,
-``dap_gycm2``} or null) and, when the frames carried a noise-free truth image, ``clean.npy``
-(float32, N×H×W). Any program that writes this format can be replayed (``replay:DIR``), the way
-PLUS replays its saved data sources as if live.
+``dap_gycm2``, and, only where several needles are in view, ``others``: [{``tip_px``,
+``hub_px``}, ...] besides the active one} or null) and, when the frames carried a noise-free
+truth image, ``clean.npy`` (float32, N×H×W). Any program that writes this format can be
+replayed (``replay:DIR``), the way PLUS replays its saved data sources as if live.
 
 Recording never slows the live path: ``Recorder.put`` only queues the frame (the acquisition
 thread calls it); a writer thread appends chunks and rewrites the ``.npy`` header after each
@@ -27,7 +28,7 @@ import numpy as np
 
 from drivers.url_options import path_and_flags
 from fluoro.errors import InputError, SourceError
-from fluoro.frame import EndOfStream, Exposure, Frame, SourceInfo, Truth, now_ns
+from fluoro.frame import EndOfStream, Exposure, Frame, NeedleTruth, SourceInfo, Truth, now_ns
 
 HEADER_BYTES = 128  # fixed .npy (version 1.0) header size, so it can be rewritten in place
 CHUNK_FRAMES = 16
@@ -56,6 +57,10 @@ def frame_to_json(frame: Frame) -> dict[str, Any]:
             "hub_px": list(truth.hub_px) if truth.hub_px is not None else None,
             "kar_mgy": truth.kar_mgy,
             "dap_gycm2": truth.dap_gycm2,
+            # other needles in view, only when there are any (the format stays as it was)
+            **({"others": [{"tip_px": list(n.tip_px),
+                            "hub_px": list(n.hub_px) if n.hub_px is not None else None}
+                           for n in truth.others]} if truth.others else {}),
         },
     }
 
@@ -65,9 +70,11 @@ def frame_from_json(meta: dict[str, Any], pixels: np.ndarray, clean: np.ndarray 
     truth = None
     if truth_meta is not None:
         tip, hub = truth_meta.get("tip_px"), truth_meta.get("hub_px")
+        others = tuple(NeedleTruth(tuple(n["tip_px"]), tuple(n["hub_px"]) if n.get("hub_px")
+                                   else None) for n in truth_meta.get("others") or ())
         truth = Truth(bool(truth_meta["needle_visible"]), tuple(tip) if tip else None,
                       tuple(hub) if hub else None, float(truth_meta["kar_mgy"]),
-                      float(truth_meta["dap_gycm2"]), clean)
+                      float(truth_meta["dap_gycm2"]), clean, others)
     exposure = Exposure(**meta["exposure"]) if meta.get("exposure") else None
     spacing = meta["pixel_spacing_mm"]
     return Frame(pixels, int(meta["seq"]), float(meta["t_s"]), now_ns(),

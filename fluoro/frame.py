@@ -24,6 +24,7 @@ __all__ = [
     "Exposure",
     "Frame",
     "FrameSource",
+    "NeedleTruth",
     "SourceInfo",
     "Stage",
     "Truth",
@@ -86,12 +87,23 @@ class Exposure:
 
 
 @dataclass(frozen=True, slots=True)
+class NeedleTruth:
+    """Where one needle really is: its tip and the proximal end of its visible shaft (its hub,
+    or where it enters the image; None when that is not known), (x, y) px."""
+
+    tip_px: tuple[float, float]
+    hub_px: tuple[float, float] | None
+
+
+@dataclass(frozen=True, slots=True)
 class Truth:
     """What really was in the frame; only simulated or annotated sources know it.
 
     ``clean`` is the noise-free image on the same grey scale as ``Frame.pixels`` (float32,
     H×W), ``tip_px`` / ``hub_px`` are (x, y) pixel positions of the needle tip and hub (None when
     the needle is not in the image), ``kar_mgy`` / ``dap_gycm2`` the true dose of this pulse.
+    With several needles in view, ``tip_px`` / ``hub_px`` are the active one's (the one that
+    moved most recently) and ``others`` the rest.
     """
 
     needle_visible: bool
@@ -100,6 +112,7 @@ class Truth:
     kar_mgy: float
     dap_gycm2: float
     clean: np.ndarray | None = None
+    others: tuple[NeedleTruth, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

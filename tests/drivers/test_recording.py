@@ -10,6 +10,7 @@ from conftest import read_all, run_fluoro
 from drivers import open_source
 from drivers.recording import Recorder
 from fluoro.errors import InputError, SourceError
+from fluoro.frame import Frame, NeedleTruth, Truth
 
 
 def test_300_simulated_frames_replay_bit_exactly(tmp_path):
@@ -91,3 +92,21 @@ def test_bad_recordings_are_refused_with_a_clear_line(tmp_path):
     Recorder(tmp_path / "taken").close()
     with pytest.raises(InputError, match="already holds a recording"):
         Recorder(tmp_path / "taken")
+
+
+def test_several_needles_in_the_truth_replay_and_a_single_needle_stays_in_the_old_format(
+        tmp_path):
+    pixels = np.zeros((8, 8), np.uint16)
+    pixels.flags.writeable = False
+    several = Truth(True, (5.0, 4.0), (0.0, 4.0), 0.1, 0.01, None,
+                    (NeedleTruth((2.0, 7.0), None), NeedleTruth((6.5, 1.5), (7.0, 0.0))))
+    single = Truth(True, (5.0, 4.0), None, 0.1, 0.01)
+    recorder = Recorder(tmp_path / "rec")
+    for seq, truth in enumerate((several, single)):
+        recorder.put(Frame(pixels, seq, seq / 15, 0, (0.2, 0.2), None, truth), block=True)
+    recorder.close()
+    lines = (tmp_path / "rec" / "frames.jsonl").read_text().splitlines()
+    assert "others" in json.loads(lines[0])["truth"]
+    assert "others" not in json.loads(lines[1])["truth"]  # as every earlier recording
+    got = read_all(open_source(f"replay:{tmp_path / 'rec'}?realtime=0"))
+    assert got[0].truth.others == several.others and got[1].truth.others == ()
