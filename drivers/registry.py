@@ -26,6 +26,7 @@ _BUILTIN: dict[str, str] = {
     "replay": "drivers.recording:open_replay",
     "video": "drivers.opencv_source:open_video",
     "capture": "drivers.opencv_source:open_capture",
+    "family": "drivers.family:open_family",
 }
 
 
