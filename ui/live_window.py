@@ -32,6 +32,8 @@ POLL_MS = 5
 # has settled; it is never re-derived per frame (R returns to it).
 LEVELS_FROM_FRAME = 5
 BIG_LABEL = "font-size: 28pt; font-weight: 800; color: {colour}; background: rgba(0,0,0,140);"
+SMALL_LABEL = ("font-size: 16pt; font-weight: 700; color: {colour}; "
+               "background: rgba(0,0,0,140);")
 
 
 class LiveWindow(QtWidgets.QMainWindow):
@@ -56,6 +58,9 @@ class LiveWindow(QtWidgets.QMainWindow):
         self.state_label = QtWidgets.QLabel("", self.live)
         self.state_label.move(12, 40)
         self.state_label.setVisible(False)
+        self.needle_label = QtWidgets.QLabel("", self.live)  # NEEDLE NOT FOUND / UNSURE
+        self.needle_label.move(12, 96)
+        self.needle_label.setVisible(False)
         self.dose_panel = DosePanel(reference_point, prior_text)
         self.banner = AlarmBanner(self.acknowledge)
         splitter = QtWidgets.QSplitter()
@@ -98,7 +103,9 @@ class LiveWindow(QtWidgets.QMainWindow):
             if self._first and self.reference.image is None:  # the session's first image
                 self.pin_reference("first image")
             self._first = False
-            self.tip_to_target_mm = self.overlay.update(result.results.get("track"))
+            track = result.results.get("track")
+            self.tip_to_target_mm = self.overlay.update(track)
+            self._show_needle_state(track is not None and not result.lih)
             self._display_rate.tick()
             self.frames_shown += 1
         self._show_state(stats)
@@ -115,6 +122,17 @@ class LiveWindow(QtWidgets.QMainWindow):
         self.state_label.setVisible(bool(text))
         if state == "NO SIGNAL":
             self.overlay.hide()  # never a stale needle line over a frozen image
+            self.needle_label.setVisible(False)
+
+    def _show_needle_state(self, tracking: bool) -> None:
+        """Say plainly when the needle is not found or not sure (tracking runs, beam on)."""
+        text, colour = {"not found": ("NEEDLE NOT FOUND", "#ffb040"),
+                        "unsure": ("NEEDLE UNSURE", "#ffd040")}.get(self.overlay.state, ("", ""))
+        text = text if tracking else ""
+        self.needle_label.setText(text)
+        self.needle_label.setStyleSheet(SMALL_LABEL.format(colour=colour or "white"))
+        self.needle_label.adjustSize()
+        self.needle_label.setVisible(bool(text))
 
     def _show_dose(self, totals: DoseTotals) -> None:
         self.dose_panel.show_totals(totals)

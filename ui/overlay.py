@@ -1,7 +1,15 @@
 """The needle overlay: shaft, tip marker, projected trajectory with 10 mm ticks, the target.
 
 Drawn from a ``fluoro.imaging.needle_result.NeedleResult`` in image pixel coordinates (x = column,
-y = row). When the needle is not detected everything is hidden: never a stale line.
+y = row). What is drawn says how sure the tracker is (``state``):
+
+- ``"needle"``: a confident active needle (``NeedleResult.confident``): solid shaft, tip,
+  trajectory with ticks, and the tip-to-target distance;
+- ``"unsure"``: reported, but not confident: the shaft dashed and faded, the tip, and
+  neither trajectory nor distance (a path drawn from a doubtful line would be read as right);
+- ``"not found"``: nothing of the needle is drawn: never a stale line.
+
+Other needles in view (``NeedleResult.others``) are drawn thin and faint, without trajectory.
 """
 
 from __future__ import annotations
@@ -15,6 +23,8 @@ from PySide6 import QtCore
 from fluoro.imaging.needle_result import NeedleResult, distance_mm
 
 SHAFT_PEN = pg.mkPen((60, 230, 90), width=2)
+UNSURE_PEN = pg.mkPen((60, 230, 90, 140), width=2, style=QtCore.Qt.PenStyle.DashLine)
+OTHER_PEN = pg.mkPen((60, 230, 90, 110), width=1)
 TRAJECTORY_PEN = pg.mkPen((255, 210, 40), width=2, style=QtCore.Qt.PenStyle.DashLine)
 TICK_PEN = pg.mkPen((255, 210, 40), width=2)
 TICK_MM = 10.0
@@ -33,17 +43,20 @@ class NeedleOverlay:
         self.target = pg.ScatterPlotItem(size=16, pen=pg.mkPen((80, 200, 255), width=2),
                                          brush=None, symbol="+")
         self.target_label = pg.TextItem("", color=(80, 200, 255), anchor=(0, 1))
+        self.others = pg.PlotCurveItem(pen=OTHER_PEN, connect="pairs")
         for item in (self.shaft, self.trajectory, self.ticks, self.tip, self.target,
-                     self.target_label):
+                     self.target_label, self.others):
             item.setZValue(5)
             view.addItem(item, ignoreBounds=True)
         self.target_px: tuple[float, float] | None = None
         self.visible = False
+        self.state = "not found"
         self.hide()
 
     def hide(self) -> None:
         self.visible = False
-        for item in (self.shaft, self.trajectory, self.ticks, self.tip):
+        self.state = "not found"
+        for item in (self.shaft, self.trajectory, self.ticks, self.tip, self.others):
             item.setVisible(False)
 
     def set_target(self, target_px: tuple[float, float] | None) -> None:
@@ -64,23 +77,42 @@ class NeedleOverlay:
             if self.target_px is not None:
                 self.target_label.setText("target")
             return None
+        confident = result.confident
+        self.state = "needle" if confident else "unsure"
         tip = result.tip_px
         hub = result.hub_px or tip
+        self.shaft.setPen(SHAFT_PEN if confident else UNSURE_PEN)
         self.shaft.setData([hub[0], tip[0]], [hub[1], tip[1]])
         self.tip.setData([tip[0]], [tip[1]])
-        end = result.trajectory_end_px
+        end = result.trajectory_end_px if confident else None
         if end is not None:
             self.trajectory.setData([tip[0], end[0]], [tip[1], end[1]])
             self.ticks.setData(*_ticks(tip, end, result.trajectory_mm, result.pixel_spacing_mm))
-        for item in (self.shaft, self.tip, self.trajectory, self.ticks):
-            item.setVisible(item is not self.trajectory or end is not None)
+        self.shaft.setVisible(True)
+        self.tip.setVisible(True)
+        self.trajectory.setVisible(end is not None)
         self.ticks.setVisible(end is not None)
+        self._draw_others(result.others)
         self.visible = True
         if self.target_px is None:
+            return None
+        if not confident:
+            self.target_label.setText("target")
             return None
         distance = distance_mm(tip, self.target_px, result.pixel_spacing_mm)
         self.target_label.setText(f"{distance:.1f} mm")
         return distance
+
+
+    def _draw_others(self, others: tuple[NeedleResult, ...]) -> None:
+        xs: list[float] = []
+        ys: list[float] = []
+        for other in others:
+            if other.tip_px is not None and other.hub_px is not None:
+                xs += [other.hub_px[0], other.tip_px[0]]
+                ys += [other.hub_px[1], other.tip_px[1]]
+        self.others.setData(np.asarray(xs), np.asarray(ys))
+        self.others.setVisible(bool(xs))
 
 
 def _ticks(tip: tuple[float, float], end: tuple[float, float], length_mm: float,

@@ -13,11 +13,18 @@ from dataclasses import dataclass
 
 Point = tuple[float, float]
 
+# A detection at or above this confidence is drawn whole: shaft, trajectory and the distance to
+# the target; between the tracker's accept level and this, only a dashed, faded shaft.
+CONFIDENT = 0.9
+
 
 @dataclass(frozen=True, slots=True)
 class NeedleResult:
     """One frame's needle: ``detected`` False means "not sure", and then every pose field is
-    None — the display draws nothing rather than a wrong line."""
+    None — the display draws nothing rather than a wrong line. ``confidence`` (0..1) is how
+    sure the tracker is; a detection is reported only at or above the tracker's accept level,
+    and drawn whole only when ``confident``. A tracker that sees several needles reports the
+    active one here (the one whose tip moved most recently) and the rest in ``others``."""
 
     detected: bool
     confidence: float  # 0..1
@@ -29,6 +36,14 @@ class NeedleResult:
     pixel_spacing_mm: Point = (1.0, 1.0)  # (row, col)
     target_px: Point | None = None
     tip_to_target_mm: float | None = None
+    # other needles in view besides this one (medial branch blocks leave several), the most
+    # likely first; the display draws them faintly, without trajectory
+    others: tuple[NeedleResult, ...] = ()
+
+    @property
+    def confident(self) -> bool:
+        """Sure enough to draw the trajectory and the distance to the target."""
+        return self.detected and self.confidence >= CONFIDENT
 
     @property
     def tip_mm(self) -> Point | None:
