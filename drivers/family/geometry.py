@@ -179,13 +179,8 @@ class Field:
         x = np.asarray(x, float)
         y = np.asarray(y, float)
         last = self.size_px - 0.5
-        d = np.minimum(np.minimum(x + 0.5, last - x), np.minimum(y + 0.5, last - y))
-        if self.radius_px is not None and self.centre_px is not None:
-            cx, cy = self.centre_px
-            d = np.minimum(d, self.radius_px - np.hypot(x - cx, y - cy))
-        for b in self.blades:
-            d = np.minimum(d, b.offset_px - (b.nx * x + b.ny * y))
-        return d
+        border = np.minimum(np.minimum(x + 0.5, last - x), np.minimum(y + 0.5, last - y))
+        return np.minimum(border, self.collimator_distance(x, y))
 
     def collimator_distance(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
         """Like ``signed_distance`` without the image border: the collimator alone."""
