@@ -14,7 +14,6 @@ from typing import Any
 
 from fluoro.doselog import DoseLog, Head, verify
 from fluoro.errors import InputError
-from fluoro.report.json import procedure_json
 
 EXIT_FAILED = 1
 
@@ -157,6 +156,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from fluoro.cli.report_options import check_out, resolve_patient, write_output
     from fluoro.report.data import ReportFilter, build_report
     from fluoro.report.drl import load_drl_table
+    from fluoro.report.json import procedure_json
 
     fmt = args.format or ("json" if args.json else "text")
     if args.json and fmt != "json":

@@ -31,7 +31,7 @@ from typing import Any
 from fluoro.dose.accumulator import DoseGap, DoseTotals, PulseDose
 from fluoro.dose.alarms import Acknowledgement, Alarm
 from fluoro.dose.meter import MeterEvent, MeterReading
-from fluoro.doselog.fallback import FALLBACK_SUFFIX, FallbackJournal
+from fluoro.doselog.fallback import FallbackJournal
 from fluoro.doselog.ledger import ACK, ALARM, GAP, METER_EVENT, METER_READING, PULSE, plain
 from fluoro.doselog.log import DoseLog
 from fluoro.doselog.verify import Head
@@ -44,12 +44,10 @@ class FailoverWriter:
     """Writes the records of the open procedure ``procedure_uid`` of ``log``; see the module
     docstring. Safe to call from several threads (one lock orders the writes)."""
 
-    def __init__(self, log: DoseLog, procedure_uid: str, *,
-                 journal_folder: Path | None = None) -> None:
+    def __init__(self, log: DoseLog, procedure_uid: str) -> None:
         self.log = log
         self.procedure_uid = procedure_uid
         self.unwritten: list[tuple[str, Any]] = []  # (kind, record) neither log nor journal took
-        self._journal_folder = journal_folder
         self._lock = threading.Lock()
         self._log_failure: str | None = None
         self._journal_failure: str | None = None
@@ -74,9 +72,8 @@ class FailoverWriter:
     def journal_path(self) -> Path:
         """Where the fallback journal is (or would be) written."""
         if self.log.file is not None:
-            return Path(f"{self.log.file}{FALLBACK_SUFFIX}")
-        folder = self._journal_folder or data_dir()
-        return folder / f"fallback-{self.procedure_uid}.jsonl"
+            return FallbackJournal.path_beside(self.log.file)
+        return data_dir() / f"fallback-{self.procedure_uid}.jsonl"
 
     # -- the records ---------------------------------------------------------------------------
 
@@ -148,7 +145,7 @@ class FailoverWriter:
 
     def _check_file(self) -> None:
         """Fail if the SQLite log file was removed or replaced since the procedure began."""
-        if self._file_id is None or self.log.file is None:
+        if self._file_id is None or self.log.file is None:  # a database: no file to check
             return
         try:
             now = _file_id(self.log.file)

@@ -79,7 +79,12 @@ class FallbackJournal:
     @classmethod
     def beside(cls, log_path: str | os.PathLike[str], *, clock: Clock | None = None
                ) -> FallbackJournal:
-        return cls(f"{os.fspath(log_path)}{FALLBACK_SUFFIX}", clock=clock)
+        return cls(cls.path_beside(log_path), clock=clock)
+
+    @staticmethod
+    def path_beside(log_path: str | os.PathLike[str]) -> Path:
+        """The journal of the SQLite log ``log_path``: ``<log_path>.fallback.jsonl``."""
+        return Path(f"{os.fspath(log_path)}{FALLBACK_SUFFIX}")
 
     def append(self, record: PulseDose | DoseGap, procedure_uid: str | None = None) -> None:
         """Write one pulse or gap record, durably (fsynced) before returning."""

@@ -167,8 +167,7 @@ class Session:
                 self.feed = MeterFeed(self.meter, self.engine.add_meter).start()
                 closers.callback(self.feed.stop)
             if self._console_stream is not None:
-                engine = self.engine
-                self.console = ConsoleAcknowledger(self._console_stream, engine.acknowledge,
+                self.console = ConsoleAcknowledger(self._console_stream, self.engine.acknowledge,
                                                    cfg.operator or None).start()
             self.pipeline = Pipeline(
                 self.source, [] if cfg.passthrough else self._stages(), dose=self.engine,

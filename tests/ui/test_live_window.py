@@ -22,13 +22,19 @@ from ui.live_window import LiveWindow
 INFO = SourceInfo("test://frames", "synthetic", (32, 32), 30.0, (0.25, 0.25))
 
 
+KNOWN_NEEDLE = NeedleResult(
+    True, 0.9, tip_px=(20.0, 16.0), hub_px=(4.0, 16.0), angle_deg=0.0,
+    trajectory_end_px=(140.0, 16.0), trajectory_mm=30.0, pixel_spacing_mm=(0.25, 0.25))
+
+
 class FakeTracker:
-    """Puts a known needle into each result (the real tracker has its own tests) and notes the
-    target each frame came with."""
+    """Puts a known result into each frame's results (the real tracker has its own tests) and
+    notes the target each frame came with."""
 
     name = "track"
 
-    def __init__(self):
+    def __init__(self, result=KNOWN_NEEDLE):
+        self.result = result
         self.targets_seen = []
 
     def warm_up(self, shape):
@@ -39,9 +45,7 @@ class FakeTracker:
 
     def __call__(self, item):
         self.targets_seen.append(item.target_px)
-        item.results["track"] = NeedleResult(
-            True, 0.9, tip_px=(20.0, 16.0), hub_px=(4.0, 16.0), angle_deg=0.0,
-            trajectory_end_px=(140.0, 16.0), trajectory_mm=30.0, pixel_spacing_mm=(0.25, 0.25))
+        item.results["track"] = self.result
 
 
 def _window(qtbot, tmp_path, frames, stages=(), site=None, fps=30.0, source=None):
@@ -122,31 +126,13 @@ def test_target_click_gives_the_tip_to_target_distance(qtbot, tmp_path):
     qtbot.waitUntil(lambda: tracker.targets_seen[-1] == (20.0, 28.0), timeout=10000)
 
 
-class SureOfNothing:
-    """A tracker stage that reports a fixed result (the real tracker has its own tests)."""
-
-    name = "track"
-
-    def __init__(self, result):
-        self.result = result
-
-    def warm_up(self, shape):
-        pass
-
-    def reset(self):
-        pass
-
-    def __call__(self, item):
-        item.results["track"] = self.result
-
-
 def test_an_unsure_needle_is_dashed_without_path_or_distance_and_others_are_faint(
         qtbot, tmp_path):
     other = NeedleResult(True, 0.8, tip_px=(10.0, 25.0), hub_px=(2.0, 30.0), angle_deg=150.0)
     unsure = NeedleResult(True, 0.6, tip_px=(20.0, 16.0), hub_px=(4.0, 16.0), angle_deg=0.0,
                           trajectory_end_px=(140.0, 16.0), trajectory_mm=30.0,
                           pixel_spacing_mm=(0.25, 0.25), others=(other,))
-    window, _, _ = _window(qtbot, tmp_path, make_frames("1" * 60), stages=[SureOfNothing(unsure)])
+    window, _, _ = _window(qtbot, tmp_path, make_frames("1" * 60), stages=[FakeTracker(unsure)])
     window.set_target(20.0, 28.0)
     qtbot.waitUntil(lambda: window.overlay.visible, timeout=10000)
     assert window.overlay.state == "unsure"
@@ -159,7 +145,7 @@ def test_an_unsure_needle_is_dashed_without_path_or_distance_and_others_are_fain
 
 def test_no_needle_is_said_plainly_and_nothing_of_it_is_drawn(qtbot, tmp_path):
     window, _, _ = _window(qtbot, tmp_path, make_frames("1" * 60),
-                           stages=[SureOfNothing(NeedleResult(False, 0.2))])
+                           stages=[FakeTracker(NeedleResult(False, 0.2))])
     qtbot.waitUntil(lambda: window.needle_label.isVisible(), timeout=10000)
     assert window.needle_label.text() == "NEEDLE NOT FOUND"
     assert window.overlay.state == "not found" and not window.overlay.shaft.isVisible()
