@@ -1,6 +1,8 @@
 """``fluoro track IMAGE [--json]``: needle detection on one image (DICOM, PNG or TIFF).
 
-The image gets the tracker's cold-start path (a whole-frame search, no history). Pixel
+The image gets the tracker's cold-start path (a whole-frame search, no history): one image
+cannot show a line moving like a needle, so it is judged on its shape alone, and the output
+says so (live guidance waits until a line has moved like a needle). Pixel
 spacing: DICOM Pixel Spacing (0028,0030), else Imager Pixel Spacing (0018,1164), else
 ``--pixel-spacing``, else 1 mm (said on stderr) — the millimetres then mean pixels, and the
 needle's expected width in pixels is taken as at a typical 0.25 mm detector pixel.
@@ -130,6 +132,7 @@ def cmd_track(args: argparse.Namespace) -> int:
     assert tip is not None and hub is not None and result.angle_deg is not None
     print(f"{args.image}: needle tip ({tip[0]:.1f}, {tip[1]:.1f}) px, hub ({hub[0]:.1f}, "
           f"{hub[1]:.1f}) px, angle {result.angle_deg:.1f} deg, confidence "
-          f"{result.confidence:.2f} (pixel spacing {spacing[0]:g} x {spacing[1]:g} mm)",
+          f"{result.confidence:.2f} (pixel spacing {spacing[0]:g} x {spacing[1]:g} mm; one "
+          f"image: judged on its shape alone)",
           flush=True)
     return 0

@@ -21,6 +21,8 @@ from numba import njit
 
 _jit = njit(cache=True, nogil=True, error_model="numpy")
 
+BOTH_SIDES = 0.03  # each side of a dark line is at least this much brighter than its axis
+
 
 @_jit
 def downsample_mean(img, k, out):
@@ -260,9 +262,15 @@ def strip_centres(strip, half_rows, search, side_px, s_out, c_out):
 @_jit
 def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lvl_out):
     """Along an aligned strip (the needle on its axis column): per row, the shaft's
-    attenuation ``c_out = ln(side / axis)`` (against the darker of the samples at ±``side_px``;
-    in the log domain the shaft's line integral is additive, so at the end of its axis it is
-    exactly half of the shaft's, whatever the needle's tilt), the relative
+    attenuation ``c_out = ln(side / axis)`` (in the log domain the shaft's line integral is
+    additive, so at the end of its axis it is exactly half of the shaft's, whatever the
+    needle's tilt). The background under the needle is interpolated across it, the geometric
+    mean of the two sides, so a needle running along the edge of a bone (dark on one side)
+    keeps its contrast; each side is the brighter of two samples, at ``side_px`` and at
+    1.6 ``side_px``, so a thin dark structure beside the needle does not hide it. Both sides
+    must be brighter than the axis by ``BOTH_SIDES`` (relative), else the row has only the
+    contrast of its darker side: an edge (bright on one side only) is no line. Also the
+    relative
     darkening ``f_out`` at ±``collar_px`` against ±``far_px`` (large on the hub's wider
     ferrule, small on the thin shaft), and the background level ``lvl_out``. Rows are averaged
     over ``±half_rows``; NaN where a sample falls outside the image."""
@@ -275,6 +283,8 @@ def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lv
         centre = 0.0
         sl = 0.0
         sr = 0.0
+        ol = 0.0
+        orr = 0.0
         cl = 0.0
         cr = 0.0
         fl = 0.0
@@ -283,11 +293,15 @@ def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lv
             centre += _lerp_row(strip, k, mid)
             sl += _lerp_row(strip, k, mid - side_px)
             sr += _lerp_row(strip, k, mid + side_px)
+            ol += _lerp_row(strip, k, mid - 1.6 * side_px)
+            orr += _lerp_row(strip, k, mid + 1.6 * side_px)
             cl += _lerp_row(strip, k, mid - collar_px)
             cr += _lerp_row(strip, k, mid + collar_px)
             fl += _lerp_row(strip, k, mid - far_px)
             fr += _lerp_row(strip, k, mid + far_px)
-        side = min(sl, sr) / cnt
+        left = max(sl, ol) / cnt
+        right = max(sr, orr) / cnt
+        side = math.sqrt(left * right) if min(left, right) > 0.0 else 0.0
         far = min(fl, fr) / cnt
         collar = max(cl, cr) / cnt
         centre /= cnt
@@ -297,7 +311,10 @@ def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lv
             c_out[i] = np.nan
             f_out[i] = np.nan
             continue
-        c_out[i] = math.log(side / centre)
+        if min(left, right) >= centre * (1.0 + BOTH_SIDES):
+            c_out[i] = math.log(side / centre)
+        else:
+            c_out[i] = math.log(min(left, right) / centre)
         f_out[i] = (far - collar) / far
 
 

@@ -1,24 +1,41 @@
 """Needle tracking: the ``track`` pipeline stage, reporting a ``NeedleResult`` per frame.
 
-A 22 G spinal needle images as a thin (~1.2 mm at the detector), straight, strongly
-attenuating dark line with its hub's wider ferrule at the proximal end. Per frame:
+A spinal needle (18–25 G) images as a thin, straight, dark line that runs from a hub (a
+wider ferrule) or from the edge of the field to a tip inside the field. So do many things
+that are not the needle: screws and rods, a K-wire, the cortex of a vertebral body, a cable,
+a catheter. In one frame they can look alike; over frames they do not: the needle is
+*worked* (advanced, withdrawn, redirected) so its tip travels along its shaft against the
+anatomy, while hardware and bone move only with the anatomy. The tracker therefore follows
+every line that looks like a needle, not only the best one, and reports a line as the needle
+only once it has behaved like one (``fluoro.imaging.needle_evidence``). Per frame:
 
-1. **track** (the usual path, ~1–2 ms at 1024²): the line predicted from the previous frames
-   is refined in a narrow strip around it (``fluoro.imaging.needle_detect.measure``: sub-pixel
-   centres fitted by RANSAC + least squares, tip and hub at the half-maximum of the shaft's
-   attenuation along the axis);
-2. **search** when there is no track or the track is lost: dark-line pixels of a 2× downsampled
-   frame (Hessian ridge with a both-sides test, after Frangi et al. 1998) voted into an
-   orientation-restricted Hough accumulator; each strong line is measured as in 1 and the best
-   thin, straight, long, contrasted one is taken (screws and rods are wide; bone edges fail
-   the both-sides test and are faint in relative terms);
-3. **filter**: a constant-velocity Kalman filter (Kalman 1960) on the tip (x, y) and the
-   direction angle predicts where to look next and gates the measurement; a measurement far
-   from the prediction is not reported until it is confirmed on the next frame.
+1. **anatomy**: the anatomy's offset since the key frame (``fluoro.imaging.anatomy_motion``,
+   template matching with the tracked lines left out), so that each track's motion can be
+   told from breathing;
+2. **follow** the likeliest tracks (``HOT_TRACKS``, and the active one) on every frame, the
+   others on search frames: the line predicted by its constant-velocity Kalman filter
+   (Kalman 1960; tip (x, y) and direction angle, moved with the anatomy) is re-measured in a
+   narrow strip (``fluoro.imaging.needle_detect.measure``: sub-pixel centres fitted by RANSAC
+   and least squares, tip and hub at the half-maximum of the shaft's contrast); a measurement
+   far from the prediction (gate) does not count, and a track not measured for a few frames
+   is dropped;
+3. **search** the whole frame regularly (every ``search_every`` frames, after a beam-off,
+   and on the first frame): dark-line pixels
+   of a downsampled frame (Hessian ridge with a both-sides test, after Frangi et al. 1998)
+   voted into an orientation-restricted Hough accumulator; each strong line not already
+   tracked is measured and becomes a new track. A better candidate can thus replace a worse
+   one at any time: the tracker never locks on;
+4. **decide**: each measured track's probability of being the needle is the shape model's
+   (a logistic model fitted on scenes of the independent validation family and the
+   simulator, ``benchmarks/needle_confidence_fit.py``) times its worked factor (0 until its
+   tip has travelled 2–3.5 mm along its shaft against the anatomy; 0 while it swings to and
+   fro or strays sideways). Those at ``accept`` or above are needles; the *active* one is the
+   needle whose tip moved most recently, the others are reported beside it. Below ``accept``
+   the answer is "not detected", never a doubtful line. ``detect`` (one image, no history)
+   has only the shape to go on and says so.
 
-"Not detected" (``NOT_DETECTED``-like result, confidence < ``accept``) is reported rather than
-a doubtful line. Coordinates follow ``fluoro.imaging.needle_result``: (x, y) = (column, row)
-px, pixel centres at integers; angles in degrees from +x towards +y, hub -> tip.
+Coordinates follow ``fluoro.imaging.needle_result``: (x, y) = (column, row) px, pixel
+centres at integers; angles in degrees from +x towards +y, hub -> tip.
 """
 
 from __future__ import annotations
@@ -29,15 +46,36 @@ from dataclasses import dataclass
 import numpy as np
 
 from fluoro.frame import WorkItem
+from fluoro.imaging.anatomy_motion import AnatomyMotion
 from fluoro.imaging.needle_detect import NeedleScale, Segment, hypotheses, measure
+from fluoro.imaging.needle_evidence import (
+    ACCEPT,
+    WEIGHTS,
+    WEIGHTS_FIRST,
+    TrackEvidence,
+    features,
+    needle_probability,
+    worked_factor,
+)
 from fluoro.imaging.needle_result import NeedleResult, Point, distance_mm
 
-__all__ = ["ConstantVelocityKalman", "NeedleTracker"]
+__all__ = ["Candidate", "ConstantVelocityKalman", "NeedleTracker"]
 
 GATE_MM = 6.0  # a tracked tip may move this far from its prediction
 GATE_DEG = 6.0
-ACCEPT = 0.5  # lowest confidence reported as detected
-CONFIRM_ALONE = 0.9  # a new (not confirmed) line this sure is reported at once
+SEARCH_EVERY = 4  # frames between whole-frame searches while a needle is tracked
+MAX_MISSED = 3  # a track not measured in this many frames in a row is dropped
+MAX_TRACKS = 12
+SEARCH_LINES = 6  # new lines measured per whole-frame search
+MOVE_MM = 1.0  # a tip that has moved this far against the anatomy has "moved" again
+SAME_TIP_MM = 3.0  # two measurements this close, and as parallel, are one line
+SAME_DEG = 4.0
+HOT_TRACKS = 2  # tracks followed on every frame (the likeliest) ...
+HOT_PROBABILITY = 0.05  # ... unless this unlikely; the others take turns:
+COLD_PER_FRAME = 1  # ... this many a frame
+PROMISING_FRAMES = 10  # a track seen in fewer frames, or whose tip has travelled this far,
+PROMISING_MM = 0.5  # ... may still turn out to be a needle being worked
+QUEUED_PER_FRAME = 1  # lines found by a whole-frame search measured a frame
 
 
 class ConstantVelocityKalman:
@@ -87,7 +125,30 @@ class _Track:
     segment: Segment
     kalman: ConstantVelocityKalman
     t_s: float | None
-    confirmed: bool
+    evidence: TrackEvidence
+    move_ref_mm: tuple[float, float]  # where the tip was when it last "moved"
+    last_moved: int  # frame index of that
+    offset_px: tuple[float, float] = (0.0, 0.0)  # the anatomy's offset when last followed
+    followed_frame: int = 0  # the tracker's frame count when last followed
+    missed: int = 0
+    measured: bool = True  # measured in the current frame
+    x: np.ndarray | None = None  # the model's features at the latest measurement
+    probability: float = 0.0
+    shape_probability: float = 0.0  # the model's alone, before the worked factor
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One tracked line as the tracker judged it in the latest frame (for the bench's
+    confidence fit and for diagnostics): its measurement, features, probability, whether it
+    was measured in this frame and whether it is the active needle."""
+
+    segment: Segment
+    features: np.ndarray
+    probability: float
+    measured: bool
+    active: bool
+    worked: float = 0.0  # needle_evidence.worked_factor: the probability is shape x this
 
 
 def _angle(direction: tuple[float, float]) -> float:
@@ -99,8 +160,8 @@ def _wrap(a: float) -> float:
 
 
 class NeedleTracker:
-    """The ``track`` stage: finds and follows the needle, one ``NeedleResult`` per frame in
-    ``item.results["track"]``.
+    """The ``track`` stage: finds and follows the needle(s), one ``NeedleResult`` per frame
+    in ``item.results["track"]`` (the active needle, the others in ``others``).
 
     The planned target, when the operator set one, comes with each frame
     (``WorkItem.target_px``, set through ``Pipeline.set_target``); the result then reports
@@ -111,7 +172,9 @@ class NeedleTracker:
     trajectory_mm : float
         Length of the projected path drawn beyond the tip, mm (>= 30 by default).
     accept : float
-        Lowest confidence (0..1) reported as a detection.
+        Lowest probability (0..1) of being on a needle that is reported as a detection.
+    search_every : int
+        Frames between whole-frame searches while a needle is tracked.
 
     Example
     -------
@@ -122,13 +185,25 @@ class NeedleTracker:
 
     name = "track"
 
-    def __init__(self, trajectory_mm: float = 30.0, accept: float = ACCEPT) -> None:
+    def __init__(self, trajectory_mm: float = 30.0, accept: float = ACCEPT,
+                 search_every: int = SEARCH_EVERY, weights: np.ndarray = WEIGHTS,
+                 weights_first: np.ndarray = WEIGHTS_FIRST) -> None:
         self.trajectory_mm = trajectory_mm
         self.accept = accept
-        self._track: _Track | None = None
-        self._hint: Segment | None = None  # the last pose before a reset or a loss
+        self.search_every = max(1, search_every)
+        self.weights = weights
+        self.weights_first = weights_first
+        self._tracks: list[_Track] = []
+        self._active: _Track | None = None
+        self._motion = AnatomyMotion()
+        self._offset_px = (0.0, 0.0)
+        self._frame = 0
+        self._shape: tuple[int, int] | None = None
+        self._resume = True  # search on the next frame
+        self._single = False  # the latest call was ``detect``: shape alone
         self._buffers: dict = {}
-        self.last_path = "none"  # "track", "search" or "none": how the last frame was handled
+        self._queue: list = []  # lines of the latest whole-frame search not yet measured
+        self.last_path = "none"  # "track" or "search": how the last frame was handled
 
     # -- Stage ----------------------------------------------------------------------------
     def warm_up(self, shape: tuple[int, int]) -> None:
@@ -149,11 +224,16 @@ class NeedleTracker:
         self.reset()
 
     def reset(self) -> None:
-        """Forget the track (beam off, new size, scene cut); its last pose is kept only as a
-        hint where to look first, and must be re-measured before anything is reported."""
-        if self._track is not None:
-            self._hint = self._track.segment
-        self._track = None
+        """Beam off (or a scene cut): every track must be measured again before it is
+        reported, and the next frame is searched whole. What the tracks have shown (a needle
+        that was worked) is kept: the needle is still there after a pedal release."""
+        for track in self._tracks:
+            track.measured = False
+            track.kalman.x[track.kalman.m:] = 0.0  # no velocity across the gap
+            track.evidence.gap()
+        self._active = None
+        self._queue = []
+        self._resume = True
 
     def __call__(self, item: WorkItem) -> None:
         frame = item.frame
@@ -163,9 +243,12 @@ class NeedleTracker:
     # -- public API -----------------------------------------------------------------------
     def detect(self, image: np.ndarray, pixel_spacing_mm: Point = (1.0, 1.0),
                detection_spacing_mm: float | None = None) -> NeedleResult:
-        """Needle in one image, without history (the cold-start search)."""
-        self._track = None
-        self._hint = None
+        """Needle in one image, without history (the cold-start search). One image cannot
+        show a line being worked, so the answer rests on its shape alone (the first-sight
+        model, ``needle_evidence.WEIGHTS_FIRST``, without the worked factor): a screw or a
+        K-wire can look like a needle in one image. Live tracking (``track``) reports a line
+        only once it has moved like a needle."""
+        self._clear()
         return self.track(image, pixel_spacing_mm, None, single=True,
                           detection_spacing_mm=detection_spacing_mm)
 
@@ -175,35 +258,104 @@ class NeedleTracker:
         """One frame: ``image`` H×W (uint16 or float32; others are converted), its pixel
         spacing (row, col) mm, the source's clock ``t_s`` (s) for the motion model.
         ``detection_spacing_mm`` sets the needle's expected size in pixels when the pixel
-        spacing is unknown (default: from ``pixel_spacing_mm``); ``single``: one image, report
-        a first sighting without waiting for the next frame to confirm it; ``target_px``: the
-        planned target (x, y), to report the tip's distance to it."""
+        spacing is unknown (default: from ``pixel_spacing_mm``); ``single``: one image (no
+        anatomy motion); ``target_px``: the planned target (x, y), to report the tip's
+        distance to it."""
         img = np.asarray(image)
         if img.dtype not in (np.uint16, np.float32) or not img.flags.c_contiguous:
             img = np.ascontiguousarray(img, dtype=np.float32)
         spacing = (float(pixel_spacing_mm[0]), float(pixel_spacing_mm[1]))
         scale = NeedleScale.for_spacing(detection_spacing_mm or math.sqrt(spacing[0] * spacing[1]))
-        seg = None
-        self.last_path = "none"
-        if self._track is not None:
-            seg = self._follow(img, scale, t_s)
-            self.last_path = "track"
-        if seg is None:
-            seg = self._search(img, scale, t_s, single)
+        shape = (int(img.shape[0]), int(img.shape[1]))
+        if shape != self._shape:
+            self._clear()
+            self._shape = shape
+        self._frame += 1
+        self._single = single
+        self._offset_px = (0.0, 0.0) if single else self._motion.update(
+            img, [(tr.segment.hub, tr.segment.tip) for tr in self._tracks])
+        searching = single or self._resume or self._frame % self.search_every == 0
+        hot = self._hot()
+        cold = [tr for tr in self._tracks if tr not in hot]
+        # the others take turns (COLD_PER_FRAME a frame), so that no frame follows them all
+        turn = set(map(id, cold)) if single or self._resume else {
+            id(tr) for tr in sorted(cold, key=lambda tr: tr.followed_frame)[:COLD_PER_FRAME]}
+        for track in self._tracks:
+            if track in hot or id(track) in turn:
+                track.evidence.age += 1
+                track.followed_frame = self._frame
+                self._follow(track, img, scale, t_s)
+            else:  # its turn comes within a few frames
+                track.measured = False
+        self._tracks = [tr for tr in self._tracks if tr.missed < MAX_MISSED]
+        self._score(scale)
+        self.last_path = "track"
+        # lines not yet reported are followed as tracks while they show what they are, so
+        # the whole frame is searched only every search_every frames (a needle entering the
+        # field is thus found within that many frames; it cannot be reported sooner anyway)
+        at_once = single or self._resume  # one image, or the first after a gap: all lines
+        if searching:
+            self._queue_lines(img, scale)
+            self._resume = False
             self.last_path = "search"
-        if seg is None or seg.confidence < self.accept:
-            return NeedleResult(False, 0.0 if seg is None else seg.confidence,
-                                pixel_spacing_mm=spacing, target_px=target_px,
-                                trajectory_mm=self.trajectory_mm)
-        return self._result(seg, spacing, target_px)
+        if self._queue:
+            self._measure_queued(img, scale, t_s,
+                                 len(self._queue) if at_once else QUEUED_PER_FRAME)
+            self._score(scale)
+        self._active = self._choose()
+        return self._result(spacing, target_px)
+
+    def candidates(self) -> list[Candidate]:
+        """Every tracked line as judged in the latest frame, most probable first."""
+        out = [Candidate(tr.segment, tr.x if tr.x is not None else np.zeros(0),
+                         tr.probability, tr.measured, tr is self._active,
+                         worked_factor(tr.evidence))
+               for tr in self._tracks]
+        return sorted(out, key=lambda c: -c.probability)
 
     # -- internals ------------------------------------------------------------------------
-    def _follow(self, img: np.ndarray, scale: NeedleScale, t_s: float | None) -> Segment | None:
-        track = self._track
-        assert track is not None
+    def _clear(self) -> None:
+        self._tracks = []
+        self._queue = []
+        self._active = None
+        self._motion.reset()
+        self._offset_px = (0.0, 0.0)
+        self._resume = True
+
+    def _tip_mm(self, seg: Segment, scale: NeedleScale) -> tuple[float, float]:
+        """The tip in anatomy coordinates, mm."""
+        return self._anatomy_mm(seg.tip, scale)
+
+    def _anatomy_mm(self, p: Point, scale: NeedleScale) -> tuple[float, float]:
+        """An image point (x, y) px in anatomy coordinates, mm."""
+        return ((p[0] - self._offset_px[0]) * scale.spacing_mm,
+                (p[1] - self._offset_px[1]) * scale.spacing_mm)
+
+    def _hot(self) -> list[_Track]:
+        """The tracks followed on every frame: the active one and the likeliest others: those
+        reported first, then those that may yet show themselves to be needles (young, or
+        moving against the anatomy), by their shape; a needle-shaped line that has kept
+        still for long (hardware, a bone edge) waits for its turn."""
+        def rank(tr: _Track) -> tuple[float, bool, float]:
+            ev = tr.evidence
+            promising = ev.seen < PROMISING_FRAMES or ev.travel_mm >= PROMISING_MM
+            return (tr.probability, promising, tr.shape_probability)
+
+        likely = sorted((tr for tr in self._tracks if tr.shape_probability >= HOT_PROBABILITY),
+                        key=rank, reverse=True)[:HOT_TRACKS]
+        if self._active is not None and self._active not in likely:
+            likely.append(self._active)
+        return likely
+
+    def _follow(self, track: _Track, img: np.ndarray, scale: NeedleScale,
+                t_s: float | None) -> None:
         dt = 1.0 / 15.0
         if t_s is not None and track.t_s is not None:
             dt = min(max(t_s - track.t_s, 1e-3), 1.0)
+        # the anatomy carries the needle with it (breathing) since the track was last followed
+        track.kalman.x[0] += self._offset_px[0] - track.offset_px[0]
+        track.kalman.x[1] += self._offset_px[1] - track.offset_px[1]
+        track.offset_px = self._offset_px
         pred = track.kalman.predict(dt)
         ux, uy = math.cos(pred[2]), math.sin(pred[2])
         speed = float(np.hypot(*track.kalman.velocity[:2])) * dt
@@ -212,64 +364,101 @@ class NeedleTracker:
         seg = measure(img, (pred[0], pred[1]), (ux, uy), -(length + 8.0 * px_mm),
                       6.0 * px_mm + 2.0 * speed, 3.0 * px_mm + speed, scale, prior=(ux, uy),
                       extend_back=False)  # t_lo is the hub side, with a margin
-        if seg is None or seg.confidence < self.accept or not self._gated(seg, pred, scale,
-                                                                           speed):
-            self._hint = track.segment
-            self._track = None
-            return None
-        self._update(seg, t_s, confirmed=True)
-        return seg
+        if seg is None or not _gated(seg, pred, scale, speed):
+            track.missed += 1
+            track.measured = False
+            return
+        self._update(track, seg, t_s, scale)
 
-    def _gated(self, seg: Segment, pred: np.ndarray, scale: NeedleScale, speed: float) -> bool:
-        d_px = math.hypot(seg.tip[0] - pred[0], seg.tip[1] - pred[1])
-        d_ang = abs(_wrap(_angle(seg.direction) - pred[2]))
-        return (d_px <= GATE_MM / scale.spacing_mm + 2.0 * speed
-                and d_ang <= math.radians(GATE_DEG))
+    def _queue_lines(self, img: np.ndarray, scale: NeedleScale) -> None:
+        """The whole-frame search: the strong lines not already tracked, queued to be
+        measured (``QUEUED_PER_FRAME`` a frame, so that no frame measures them all)."""
+        # lines already tracked come back among the strongest: ask for more than that many,
+        # so that a fainter needle among hardware still gets its turn
+        wanted = min(SEARCH_LINES + sum(tr.measured for tr in self._tracks), MAX_TRACKS + 2)
+        self._queue = [(origin, direction, t_lo, t_hi) for origin, direction, t_lo, t_hi
+                       in hypotheses(img, scale, self._buffers, wanted)
+                       if not any(tr.measured and _on_line(origin, direction, tr.segment)
+                                  for tr in self._tracks)]
 
-    def _search(self, img: np.ndarray, scale: NeedleScale, t_s: float | None,
-                single: bool) -> Segment | None:
-        hint = self._hint
-        best: Segment | None = None
+    def _measure_queued(self, img: np.ndarray, scale: NeedleScale, t_s: float | None,
+                        count: int) -> None:
         px_mm = 1.0 / scale.spacing_mm
-        if hint is not None:  # look where the needle was first (cheap, usually right)
-            seg = measure(img, hint.tip, hint.direction, -(hint.length_px + 8.0 * px_mm),
-                          6.0 * px_mm, 4.0 * px_mm, scale, prior=hint.direction)
-            if seg is not None and seg.confidence >= self.accept and _near(seg, hint, scale):
-                self._update(seg, t_s, confirmed=True)
-                return seg
-        prior = hint.direction if hint is not None else None
-        seen: list[Segment] = []
-        for origin, direction, t_lo, t_hi in hypotheses(img, scale, self._buffers):
-            if any(_on_line(origin, direction, s) for s in seen):
+        while self._queue and count > 0:
+            origin, direction, t_lo, t_hi = self._queue.pop(0)
+            if any(tr.measured and _on_line(origin, direction, tr.segment)
+                   for tr in self._tracks):
                 continue
+            count -= 1
+            prior = next((tr.segment.direction for tr in self._tracks
+                          if _on_line(origin, direction, tr.segment)), None)
             seg = measure(img, origin, direction, t_lo, t_hi, 2.0 * px_mm, scale, prior=prior)
             if seg is None:
                 continue
-            seen.append(seg)
-            if best is None or (seg.confidence, seg.support) > (best.confidence, best.support):
-                best = seg
-        if best is None or best.confidence < self.accept:
-            return best
-        confirmed = (single or best.confidence >= CONFIRM_ALONE
-                     or (hint is not None and _near(best, hint, scale)))
-        self._update(best, t_s, confirmed=confirmed)
-        return best if confirmed else None
+            same = next((tr for tr in self._tracks if _same_line(seg, tr.segment, scale)), None)
+            if same is not None:
+                if not same.measured:  # found again where it was lost
+                    self._update(same, seg, t_s, scale)
+                continue
+            self._new_track(seg, t_s, scale)
 
-    def _update(self, seg: Segment, t_s: float | None, confirmed: bool) -> None:
+    def _new_track(self, seg: Segment, t_s: float | None, scale: NeedleScale) -> None:
+        if len(self._tracks) >= MAX_TRACKS:  # make room: the least likely unmeasured one goes
+            spare = [tr for tr in self._tracks if not tr.measured] or self._tracks
+            self._tracks.remove(min(spare, key=lambda tr: tr.probability))
         z = np.array([seg.tip[0], seg.tip[1], _angle(seg.direction)])
-        track = self._track
-        if track is None or not (track.confirmed or confirmed):
-            r = np.array([0.5, 0.5, math.radians(0.3) ** 2])
-            q = np.array([400.0, 400.0, math.radians(20.0) ** 2])
-            self._track = _Track(seg, ConstantVelocityKalman(z, q, r), t_s, confirmed)
-            return
+        r = np.array([0.5, 0.5, math.radians(0.3) ** 2])
+        q = np.array([400.0, 400.0, math.radians(20.0) ** 2])
+        tip_mm = self._tip_mm(seg, scale)
+        evidence = TrackEvidence()
+        evidence.add(seg, tip_mm, self._frame, t_s, self._anatomy_mm(seg.hub, scale))
+        evidence.age = 1
+        self._tracks.append(_Track(seg, ConstantVelocityKalman(z, q, r), t_s, evidence,
+                                   tip_mm, self._frame, self._offset_px))
+
+    def _update(self, track: _Track, seg: Segment, t_s: float | None,
+                scale: NeedleScale) -> None:
+        z = np.array([seg.tip[0], seg.tip[1], _angle(seg.direction)])
         z[2] = track.kalman.x[2] + _wrap(z[2] - track.kalman.x[2])
         track.kalman.update(z)
-        track.segment = seg
-        track.t_s = t_s
-        track.confirmed = True
+        track.segment, track.t_s = seg, t_s
+        track.missed, track.measured = 0, True
+        track.offset_px = self._offset_px
+        tip_mm = self._tip_mm(seg, scale)
+        track.evidence.add(seg, tip_mm, self._frame, t_s, self._anatomy_mm(seg.hub, scale))
+        if math.dist(tip_mm, track.move_ref_mm) >= MOVE_MM:
+            track.move_ref_mm, track.last_moved = tip_mm, self._frame
 
-    def _result(self, seg: Segment, spacing: Point, target_px: Point | None) -> NeedleResult:
+    def _score(self, scale: NeedleScale) -> None:
+        for track in self._tracks:
+            if not track.measured:
+                continue
+            track.x = features(track.segment, track.evidence, scale.spacing_mm)
+            track.shape_probability = needle_probability(
+                track.x, track.evidence.seen, self.weights, self.weights_first)
+            track.probability = track.shape_probability * (
+                1.0 if self._single else worked_factor(track.evidence))
+
+    def _choose(self) -> _Track | None:
+        needles = [tr for tr in self._tracks if tr.measured and tr.probability >= self.accept]
+        if not needles:
+            return None
+        return max(needles, key=lambda tr: (tr.last_moved, tr.probability))
+
+    def _result(self, spacing: Point, target_px: Point | None) -> NeedleResult:
+        active = self._active
+        if active is None:
+            best = max((tr.probability for tr in self._tracks if tr.measured), default=0.0)
+            return NeedleResult(False, round(best, 4), pixel_spacing_mm=spacing,
+                                target_px=target_px, trajectory_mm=self.trajectory_mm)
+        others = tuple(self._needle_result(tr, spacing, None) for tr in sorted(
+            self._tracks, key=lambda tr: -tr.probability)
+            if tr is not active and tr.measured and tr.probability >= self.accept)
+        return self._needle_result(active, spacing, target_px, others)
+
+    def _needle_result(self, track: _Track, spacing: Point, target_px: Point | None,
+                       others: tuple[NeedleResult, ...] = ()) -> NeedleResult:
+        seg = track.segment
         ux, uy = seg.direction
         step_mm = math.hypot(ux * spacing[1], uy * spacing[0])
         reach_px = self.trajectory_mm / step_mm
@@ -279,7 +468,7 @@ class NeedleTracker:
             to_target = distance_mm(seg.tip, target_px, spacing)
         return NeedleResult(
             detected=True,
-            confidence=round(float(seg.confidence), 4),
+            confidence=round(float(track.probability), 4),
             tip_px=(float(seg.tip[0]), float(seg.tip[1])),
             hub_px=(float(seg.hub[0]), float(seg.hub[1])),
             angle_deg=math.degrees(_angle(seg.direction)) % 360.0,
@@ -288,14 +477,22 @@ class NeedleTracker:
             pixel_spacing_mm=spacing,
             target_px=target_px,
             tip_to_target_mm=to_target,
+            others=others,
         )
 
 
-def _near(a: Segment, b: Segment, scale: NeedleScale) -> bool:
-    """Same needle: tips within 10 mm, directions within 8°."""
+def _gated(seg: Segment, pred: np.ndarray, scale: NeedleScale, speed: float) -> bool:
+    d_px = math.hypot(seg.tip[0] - pred[0], seg.tip[1] - pred[1])
+    d_ang = abs(_wrap(_angle(seg.direction) - pred[2]))
+    return (d_px <= GATE_MM / scale.spacing_mm + 2.0 * speed
+            and d_ang <= math.radians(GATE_DEG))
+
+
+def _same_line(a: Segment, b: Segment, scale: NeedleScale) -> bool:
+    """One line measured twice: tips within ``SAME_TIP_MM``, directions within ``SAME_DEG``."""
     d_px = math.hypot(a.tip[0] - b.tip[0], a.tip[1] - b.tip[1])
     d_ang = abs(_wrap(_angle(a.direction) - _angle(b.direction)))
-    return d_px * scale.spacing_mm <= 10.0 and d_ang <= math.radians(8.0)
+    return d_px * scale.spacing_mm <= SAME_TIP_MM and d_ang <= math.radians(SAME_DEG)
 
 
 def _on_line(origin: tuple[float, float], direction: tuple[float, float], seg: Segment) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from fluoro.imaging import _needle_kernels as k
@@ -50,7 +51,9 @@ class NeedleScale:
 class Segment:
     """A measured needle: tip and hub (x, y) px, unit direction hub -> tip, shaft contrast
     (relative darkening, 0..1), RMS residual of the centre fit (px), how many strip rows
-    supported it, whether the hub's ferrule was seen, and a 0..1 confidence."""
+    supported it, whether the hub's ferrule was seen, a 0..1 confidence of its shape, and
+    whether the line leaves the image or the collimated field at its hub end and at its tip
+    end (an inserted needle's shaft runs to a hub or out of the field; its tip is inside)."""
 
     tip: tuple[float, float]
     hub: tuple[float, float]
@@ -61,6 +64,10 @@ class Segment:
     thinness: float  # collar darkening over shaft contrast: ~0 for a needle, ~1 for a bar
     ferrule: bool
     confidence: float
+    hub_exits: bool = False
+    tip_exits: bool = False
+    tip_sharpness: float = 0.0  # how abruptly the shaft ends at the tip (0..1.5, see measure)
+    tip_hidden: bool = False  # the tip ends where the background turns very dark: it may go on
 
     @property
     def length_px(self) -> float:
@@ -72,7 +79,13 @@ MIN_CURVATURE = 0.05  # per coarse pixel², relative (the needle's is ~0.2)
 BRIDGE_MM = 25.0  # longest dark stretch (rod, screw head) the shaft is followed through
 HIDDEN_LEVEL = 0.3  # background below this fraction of the frame's: the shaft is unseen
 TIP_HIDDEN_FACTOR = 0.45  # confidence factor when the tip may continue unseen
-MIN_LINE_CONTRAST = 0.3  # mean of a candidate line's points at the coarse scale
+DARKENS = 0.6  # the background beyond a tip this much darker than before it: it may go on
+MIN_LINE_CONTRAST = 0.1  # mean of a candidate line's points at the coarse scale
+TIP_SPAN_MM = 15.0  # the tip is measured again on the shaft's last this-many mm
+TIP_AGREE_MM = 4.0
+EXIT_MM = 5.0  # an end this close to the edge of the field leaves it
+FIELD_THUMB = 8  # the field's mask is found on a thumbnail this many times smaller
+FIELD_DARK = 0.35  # collimator shadow: below this fraction of the field's median brightness
 
 
 def _ransac_line(t: np.ndarray, s: np.ndarray, w: np.ndarray, tol: float,
@@ -93,6 +106,23 @@ def _ransac_line(t: np.ndarray, s: np.ndarray, w: np.ndarray, tol: float,
     inl = np.abs(s[None, :] - (a[:, None] + b[:, None] * t[None, :])) <= tol
     best = int(np.argmax(inl.astype(np.float64) @ w))
     return inl[best]
+
+
+def _wfit(t: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[float, float]:
+    """Weighted least-squares line ``s = a + b t``: (b, a) (``numpy.polyfit``'s order, whose
+    weights multiply the residuals; here ``w`` weighs their squares, as a variance would)."""
+    sw = float(w.sum())
+    tm, sm = float(w @ t) / sw, float(w @ s) / sw
+    dt = t - tm
+    denom = float(w @ (dt * dt))
+    b = float(w @ (dt * (s - sm))) / denom if denom > 0.0 else 0.0
+    return b, sm - b * tm
+
+
+def _finite_median(x: np.ndarray) -> float:
+    """Median of the finite values of ``x`` (NaN when none)."""
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if x.size else math.nan
 
 
 def _crossing(c: np.ndarray, i: int, step: int, level: float) -> float:
@@ -117,12 +147,14 @@ def _runs(on: np.ndarray, gap: int) -> list[tuple[int, int]]:
 def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[float, float],
             t_lo: float, t_hi: float, search_px: float, scale: NeedleScale,
             prior: tuple[float, float] | None = None, extend: int = 4,
-            extend_back: bool = True) -> Segment | None:
+            extend_back: bool = True, refine_tip: bool = True) -> Segment | None:
     """Refine the line ``origin + t direction`` (``t_lo <= t <= t_hi``) within ``±search_px``
     of it; None when no thin dark straight segment is there. ``prior`` is the hub -> tip
     direction believed so far (decides the orientation when the image does not). When the
     shaft runs on to an end of the span, the span is extended (up to ``extend`` times; at the
-    ``t_lo`` end only if ``extend_back``)."""
+    ``t_lo`` end only if ``extend_back``). With ``refine_tip`` the tip is measured again on a
+    line fitted to the shaft's last ``TIP_SPAN_MM`` alone: a fit over the whole shaft (and
+    its hub) is pulled by a slight bend or by the hub, and moves the tip along a wrong axis."""
     ox, oy = origin
     ux, uy = direction
     norm = math.hypot(ux, uy)
@@ -145,11 +177,11 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
         return None
     # weighted least squares on the inliers, then once more with a tighter gate
     for tol in (1.0, 0.6):
-        b, a = np.polyfit(t[inl], s[inl], 1, w=w[inl])
+        b, a = _wfit(t[inl], s[inl], w[inl] ** 2)
         inl = np.abs(s - (a + b * t)) <= max(tol, 1e-3)
         if inl.sum() < 8:
             return None
-    b, a = np.polyfit(t[inl], s[inl], 1, w=w[inl])
+    b, a = _wfit(t[inl], s[inl], w[inl] ** 2)
     resid = float(np.sqrt(np.mean((s[inl] - (a + b * t[inl])) ** 2)))
     # refined line: s = a + b t (strip row index t from t_lo)
     nx, ny = -uy, ux
@@ -168,7 +200,7 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
     lvl = np.empty(nt2)
     k.axis_profiles(aligned, 1, scale.side_px, scale.collar_px, scale.far_px, c, f, lvl)
     rows = np.clip((t[inl] * vn).astype(int), 0, nt2 - 1)
-    level = float(np.nanmedian(c[rows]))
+    level = _finite_median(c[rows])
     if not np.isfinite(level) or level < MIN_CONTRAST:
         return None
     on = np.nan_to_num(c, nan=-1.0) >= 0.5 * level
@@ -176,14 +208,16 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
     # rows neither break the shaft nor end it
     # "very dark" against the frame's typical level (a sparse median), not the shaft's own
     # background, which may itself lie over a rod
-    bright = max(float(np.median(image[::16, ::16])), float(np.nanmedian(lvl[rows])))
+    bright = max(_typical_level(image), _finite_median(lvl[rows]))
     hidden = ~np.isfinite(lvl) | (np.nan_to_num(lvl, nan=0.0) < HIDDEN_LEVEL * bright)
     runs = _runs(on | hidden, int(scale.gap_px))
     if not runs:
         return None
     votes = np.bincount(rows, minlength=nt2)
     first, last = max(runs, key=lambda r: votes[r[0]:r[1] + 1].sum())
-    seen = np.flatnonzero(on[first:last + 1])
+    # the shaft's ends are where it is last seen: not inside a very dark stretch, where the
+    # relative contrast of the noise alone can pass for the shaft's
+    seen = np.flatnonzero((on & ~hidden)[first:last + 1])
     if seen.size == 0:
         return None
     run_first, run_last = first, last
@@ -199,7 +233,7 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
         more = 15.0 / scale.spacing_mm
         return measure(image, (px, py), (vx, vy), -more if open_lo else 0.0,
                        nt2 - 1 + (more if open_hi else 0.0), 3.0, scale, prior, extend - 1,
-                       extend_back)
+                       extend_back, refine_tip)
     shaft = c[first:last + 1]
     level = float(np.median(shaft[np.isfinite(shaft)]))
     cc = np.nan_to_num(c, nan=0.0)
@@ -209,7 +243,13 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
             _end(cc, fw, lvl, last, 1, level, shaft_f, scale)]
     # which end is the hub: the one with the ferrule; else the one leaving the image or the
     # field; else the one the caller's prior direction says
-    (t_a, fer_a, exit_a), (t_b, fer_b, exit_b) = ends
+    (t_a, fer_a, _), (t_b, fer_b, _) = ends
+    # an end leaves the field where the line runs on into the collimator's shadow or off the
+    # image (field_edge); an end at a dark object inside the field (a screw head, a cage) does
+    # not: there the needle may go on unseen (tip_hidden below), it does not come from outside
+    reach = EXIT_MM / scale.spacing_mm
+    exit_a = _leaves_field(image, px + t_a * vx, py + t_a * vy, -vx, -vy, reach)
+    exit_b = _leaves_field(image, px + t_b * vx, py + t_b * vy, vx, vy, reach)
     if fer_a != fer_b:
         forward = fer_a
     elif exit_a != exit_b:
@@ -222,21 +262,85 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
         d_b = math.hypot(px + t_b * vx - mid_x, py + t_b * vy - mid_y)
         forward = d_b <= d_a
     t_hub, t_tip, ferrule = (t_a, t_b, fer_a) if forward else (t_b, t_a, fer_b)
+    hub_exits, tip_exits = (exit_a, exit_b) if forward else (exit_b, exit_a)
     thin = shaft_f / level
     tip = (px + t_tip * vx, py + t_tip * vy)
     hub = (px + t_hub * vx, py + t_hub * vy)
     sign = 1.0 if forward else -1.0
     support = int(inl.sum())
     conf = _confidence(level, resid, abs(t_tip - t_hub), support, thin, scale)
+    sharp = _sharpness(cc, t_tip, 1.0 if forward else -1.0, level, scale)
     # a tip that ends where the background turns very dark (behind a screw head, at the edge
     # of the field) may go on unseen: its position is not known, so it is not vouched for
     reach = int(2.0 / scale.spacing_mm) + 2
     tip_row = last if forward else first
     beyond = hidden[tip_row + 1:tip_row + 1 + reach] if forward else \
         hidden[max(tip_row - reach, 0):tip_row]
-    if beyond.any():
+    tip_hidden = bool(beyond.any()) or _darkens(lvl, tip_row, 1 if forward else -1, scale)
+    if tip_hidden:
         conf *= TIP_HIDDEN_FACTOR
-    return Segment(tip, hub, (sign * vx, sign * vy), level, resid, support, thin, ferrule, conf)
+    seg = Segment(tip, hub, (sign * vx, sign * vy), level, resid, support, thin, ferrule, conf,
+                  hub_exits, tip_exits, sharp, tip_hidden)
+    span_px = TIP_SPAN_MM / scale.spacing_mm
+    if refine_tip and seg.length_px > 1.5 * span_px:
+        return _refined_tip(image, seg, span_px, scale)
+    return seg
+
+
+def _refined_tip(image: np.ndarray, seg: Segment, span_px: float, scale: NeedleScale
+                 ) -> Segment:
+    """``seg`` with its tip (and the direction at the tip) from a fit of its last ``span_px``
+    alone. The local fit may find the shaft going on beyond the first estimate (it was cut
+    short where the shaft runs along a bone edge): then it is followed, up to three steps;
+    a local fit that turns away (over 5°) or falls back by more than ``TIP_AGREE_MM`` is
+    another structure, and the tip stays where it was."""
+    for _ in range(3):
+        ux, uy = seg.direction
+        start = (seg.tip[0] - span_px * ux, seg.tip[1] - span_px * uy)
+        local = measure(image, start, (ux, uy), 0.0, span_px + 4.0 / scale.spacing_mm, 2.0,
+                        scale, prior=(ux, uy), extend=0, refine_tip=False)
+        if local is None or local.direction[0] * ux + local.direction[1] * uy < math.cos(
+                math.radians(5.0)):
+            return seg
+        ahead_mm = ((local.tip[0] - seg.tip[0]) * ux + (local.tip[1] - seg.tip[1]) * uy
+                    ) * scale.spacing_mm
+        if ahead_mm < -TIP_AGREE_MM:
+            return seg
+        seg = Segment(local.tip, seg.hub, local.direction, seg.contrast, seg.residual_px,
+                      seg.support, seg.thinness, seg.ferrule, seg.confidence, seg.hub_exits,
+                      local.tip_exits, local.tip_sharpness, local.tip_hidden)
+        if ahead_mm < 3.0:  # it did not run on: the tip is here
+            return seg
+    return seg
+
+
+def _darkens(lvl: np.ndarray, row: int, step: int, scale: NeedleScale) -> bool:
+    """Whether the background falls below ``DARKENS`` of what it was just inside the tip,
+    within 3 mm beyond it (the tip ends where something dark, a cage or a screw, begins: the
+    shaft may go on unseen)."""
+    n = max(2, int(3.0 / scale.spacing_mm))
+    inside = lvl[max(row - n, 0):row + 1] if step > 0 else lvl[row:row + n + 1]
+    beyond = lvl[row + 1:row + 1 + n] if step > 0 else lvl[max(row - n, 0):row]
+    inside, beyond = inside[np.isfinite(inside)], beyond[np.isfinite(beyond)]
+    if inside.size == 0 or beyond.size == 0:
+        return False
+    return float(np.min(beyond)) < DARKENS * float(np.median(inside))
+
+
+def _sharpness(c: np.ndarray, t_tip: float, step: float, level: float,
+               scale: NeedleScale) -> float:
+    """How abruptly the shaft's contrast ``c`` (per row) ends at ``t_tip``, going outward by
+    ``step``: the mean over 0.5–2 mm inside the tip minus the mean over 0.5–2 mm beyond it,
+    over the shaft's level. About 1 for a needle's cut end; an edge of bone that fades out, or
+    a line that goes on beyond the supposed tip, scores lower. 0..1.5."""
+    near, far = 0.5 / scale.spacing_mm, 2.0 / scale.spacing_mm
+    ahead = (np.arange(c.size) - t_tip) * step  # rows beyond the tip are positive
+    inside = c[(ahead >= -far) & (ahead <= -near)]
+    beyond = c[(ahead >= near) & (ahead <= far)]
+    if inside.size == 0 or level <= 0.0:
+        return 0.0
+    outside = float(np.mean(beyond)) if beyond.size else 0.0
+    return float(np.clip((float(np.mean(inside)) - outside) / level, 0.0, 1.5))
 
 
 def _end(c: np.ndarray, f: np.ndarray, lvl: np.ndarray, i: int, step: int, level: float,
@@ -263,9 +367,65 @@ def _end(c: np.ndarray, f: np.ndarray, lvl: np.ndarray, i: int, step: int, level
             t_end = lo + _crossing(window, j, inward, half)
     beyond = lvl[min(max(i + step * int(scale.gap_px), 0), n - 1)]
     inside = lvl[max(lo, 0):hi + 1]
-    ref = float(np.nanmedian(inside)) if np.isfinite(inside).any() else 0.0
+    ref = _finite_median(inside)
+    ref = 0.0 if math.isnan(ref) else ref
     leaves = (not np.isfinite(beyond)) or beyond < 0.4 * ref
     return t_end, ferrule, bool(leaves)
+
+
+_TYPICAL: dict[int, tuple[np.ndarray, float]] = {}
+_FIELD: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def field_mask(image: np.ndarray) -> np.ndarray:
+    """The collimated field on a thumbnail (``FIELD_THUMB`` times smaller, area-averaged):
+    True inside. Outside is what is dark (below ``FIELD_DARK`` of the thumbnail's median) and
+    connected to the image border: the collimator's blades and iris, not a dark object within
+    the field. Computed once per image."""
+    key = id(image)
+    hit = _FIELD.get(key)
+    if hit is not None and hit[0] is image:
+        return hit[1]
+    h, w = image.shape
+    thumb = cv2.resize(np.asarray(image, np.float32), (max(w // FIELD_THUMB, 1),
+                       max(h // FIELD_THUMB, 1)), interpolation=cv2.INTER_AREA)
+    dark = (thumb < FIELD_DARK * float(np.median(thumb))).astype(np.uint8)
+    count, labels = cv2.connectedComponents(dark, connectivity=4)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    border = border[border > 0]
+    inside = ~np.isin(labels, border) if count > 1 and border.size else np.ones_like(dark, bool)
+    _FIELD.clear()
+    _FIELD[key] = (image, inside)
+    return inside
+
+
+def _leaves_field(image: np.ndarray, x: float, y: float, ux: float, uy: float,
+                  reach_px: float) -> bool:
+    """Whether the line from (x, y) going on along (ux, uy) leaves the image or the
+    collimated field within ``reach_px``."""
+    inside = field_mask(image)
+    h, w = image.shape
+    for step in np.linspace(0.0, reach_px, 6):
+        xi, yi = x + step * ux, y + step * uy
+        if not (0.0 <= xi <= w - 1 and 0.0 <= yi <= h - 1):
+            return True
+        r = min(int(yi) // FIELD_THUMB, inside.shape[0] - 1)
+        c = min(int(xi) // FIELD_THUMB, inside.shape[1] - 1)
+        if not inside[r, c]:
+            return True
+    return False
+
+
+def _typical_level(image: np.ndarray) -> float:
+    """The frame's typical brightness (a sparse median), computed once per image."""
+    key = id(image)
+    hit = _TYPICAL.get(key)
+    if hit is not None and hit[0] is image:
+        return hit[1]
+    value = float(np.median(image[::16, ::16]))
+    _TYPICAL.clear()
+    _TYPICAL[key] = (image, value)
+    return value
 
 
 def _confidence(level: float, resid: float, length: float, support: int, thin: float,

@@ -26,7 +26,11 @@ def test_the_needle_is_found_and_followed_in_a_short_simulated_run():
             scorer.add(frame, item)
     section = scorer.section()
     assert section["frames_visible"] > 50 and section["frames_without_needle"] > 10
+    # never on the hardware: no false positives, no report on anything but the needle
+    assert section["false_positive_rate"] == 0.0 and section["wrong_object_rate"] == 0.0
     assert section["detection_rate"] >= 0.95
-    assert section["false_positive_rate"] == 0.0
+    # it is reported once it has moved like a needle (at rest it looks like a K-wire): within
+    # a few frames of each appearance, and none is missed
+    assert section["frames_to_find"]["missed"] == 0 and section["frames_to_find"]["max"] <= 20
     assert section["tip_err_mm"]["median"] < 1.0  # 0.5 mm pixels
     assert section["angle_err_deg"]["median"] < 1.0
