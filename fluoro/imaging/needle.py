@@ -135,6 +135,7 @@ class _Track:
     x: np.ndarray | None = None  # the model's features at the latest measurement
     probability: float = 0.0
     shape_probability: float = 0.0  # the model's alone, before the worked factor
+    worked: float = 0.0  # needle_evidence.worked_factor at the latest measurement
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +201,6 @@ class NeedleTracker:
         self._frame = 0
         self._shape: tuple[int, int] | None = None
         self._resume = True  # search on the next frame
-        self._single = False  # the latest call was ``detect``: shape alone
         self._buffers: dict = {}
         self._queue: list = []  # lines of the latest whole-frame search not yet measured
         self.last_path = "none"  # "track" or "search": how the last frame was handled
@@ -271,14 +271,14 @@ class NeedleTracker:
             self._clear()
             self._shape = shape
         self._frame += 1
-        self._single = single
         self._offset_px = (0.0, 0.0) if single else self._motion.update(
             img, [(tr.segment.hub, tr.segment.tip) for tr in self._tracks])
-        searching = single or self._resume or self._frame % self.search_every == 0
+        at_once = single or self._resume  # one image, or the first after a gap: all lines
+        searching = at_once or self._frame % self.search_every == 0
         hot = self._hot()
         cold = [tr for tr in self._tracks if tr not in hot]
         # the others take turns (COLD_PER_FRAME a frame), so that no frame follows them all
-        turn = set(map(id, cold)) if single or self._resume else {
+        turn = set(map(id, cold)) if at_once else {
             id(tr) for tr in sorted(cold, key=lambda tr: tr.followed_frame)[:COLD_PER_FRAME]}
         for track in self._tracks:
             if track in hot or id(track) in turn:
@@ -288,12 +288,11 @@ class NeedleTracker:
             else:  # its turn comes within a few frames
                 track.measured = False
         self._tracks = [tr for tr in self._tracks if tr.missed < MAX_MISSED]
-        self._score(scale)
+        self._score(scale, single)
         self.last_path = "track"
         # lines not yet reported are followed as tracks while they show what they are, so
         # the whole frame is searched only every search_every frames (a needle entering the
         # field is thus found within that many frames; it cannot be reported sooner anyway)
-        at_once = single or self._resume  # one image, or the first after a gap: all lines
         if searching:
             self._queue_lines(img, scale)
             self._resume = False
@@ -301,15 +300,14 @@ class NeedleTracker:
         if self._queue:
             self._measure_queued(img, scale, t_s,
                                  len(self._queue) if at_once else QUEUED_PER_FRAME)
-            self._score(scale)
+            self._score(scale, single)
         self._active = self._choose()
         return self._result(spacing, target_px)
 
     def candidates(self) -> list[Candidate]:
         """Every tracked line as judged in the latest frame, most probable first."""
         out = [Candidate(tr.segment, tr.x if tr.x is not None else np.zeros(0),
-                         tr.probability, tr.measured, tr is self._active,
-                         worked_factor(tr.evidence))
+                         tr.probability, tr.measured, tr is self._active, tr.worked)
                for tr in self._tracks]
         return sorted(out, key=lambda c: -c.probability)
 
@@ -429,15 +427,17 @@ class NeedleTracker:
         if math.dist(tip_mm, track.move_ref_mm) >= MOVE_MM:
             track.move_ref_mm, track.last_moved = tip_mm, self._frame
 
-    def _score(self, scale: NeedleScale) -> None:
+    def _score(self, scale: NeedleScale, single: bool) -> None:
+        """Each measured track's probability: the shape model's times its worked factor
+        (``single``, one image: the shape model's alone)."""
         for track in self._tracks:
             if not track.measured:
                 continue
             track.x = features(track.segment, track.evidence, scale.spacing_mm)
             track.shape_probability = needle_probability(
                 track.x, track.evidence.seen, self.weights, self.weights_first)
-            track.probability = track.shape_probability * (
-                1.0 if self._single else worked_factor(track.evidence))
+            track.worked = worked_factor(track.evidence)
+            track.probability = track.shape_probability * (1.0 if single else track.worked)
 
     def _choose(self) -> _Track | None:
         needles = [tr for tr in self._tracks if tr.measured and tr.probability >= self.accept]

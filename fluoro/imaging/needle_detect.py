@@ -239,13 +239,12 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
     cc = np.nan_to_num(c, nan=0.0)
     fw = np.nan_to_num(f, nan=0.0)
     shaft_f = float(np.median(fw[first:last + 1]))
-    ends = [_end(cc, fw, lvl, first, -1, level, shaft_f, scale),
-            _end(cc, fw, lvl, last, 1, level, shaft_f, scale)]
+    (t_a, fer_a), (t_b, fer_b) = (_end(cc, fw, first, -1, level, shaft_f, scale),
+                                  _end(cc, fw, last, 1, level, shaft_f, scale))
     # which end is the hub: the one with the ferrule; else the one leaving the image or the
     # field; else the one the caller's prior direction says
-    (t_a, fer_a, _), (t_b, fer_b, _) = ends
     # an end leaves the field where the line runs on into the collimator's shadow or off the
-    # image (field_edge); an end at a dark object inside the field (a screw head, a cage) does
+    # image (field_mask); an end at a dark object inside the field (a screw head, a cage) does
     # not: there the needle may go on unseen (tip_hidden below), it does not come from outside
     reach = EXIT_MM / scale.spacing_mm
     exit_a = _leaves_field(image, px + t_a * vx, py + t_a * vy, -vx, -vy, reach)
@@ -343,11 +342,12 @@ def _sharpness(c: np.ndarray, t_tip: float, step: float, level: float,
     return float(np.clip((float(np.mean(inside)) - outside) / level, 0.0, 1.5))
 
 
-def _end(c: np.ndarray, f: np.ndarray, lvl: np.ndarray, i: int, step: int, level: float,
-         shaft_f: float, scale: NeedleScale) -> tuple[float, bool, bool]:
+def _end(c: np.ndarray, f: np.ndarray, i: int, step: int, level: float, shaft_f: float,
+         scale: NeedleScale) -> tuple[float, bool]:
     """One end of the shaft run ending at row ``i`` (going outward by ``step``): its
-    sub-pixel position, whether a ferrule is there (then the position is the ferrule's distal
-    edge: the shaft-hub junction) and whether the line leaves the image or the field there."""
+    sub-pixel position and whether a ferrule is there (then the position is the ferrule's
+    distal edge: the shaft-hub junction). Whether the line leaves the field there is
+    ``_leaves_field``'s to say."""
     n = c.size
     t_end = _crossing(c, i, step, 0.5 * level)
     reach = int(3.5 * scale.far_px)
@@ -365,16 +365,22 @@ def _end(c: np.ndarray, f: np.ndarray, lvl: np.ndarray, i: int, step: int, level
             while 0 <= j + inward < window.size and window[j + inward] >= half:
                 j += inward
             t_end = lo + _crossing(window, j, inward, half)
-    beyond = lvl[min(max(i + step * int(scale.gap_px), 0), n - 1)]
-    inside = lvl[max(lo, 0):hi + 1]
-    ref = _finite_median(inside)
-    ref = 0.0 if math.isnan(ref) else ref
-    leaves = (not np.isfinite(beyond)) or beyond < 0.4 * ref
-    return t_end, ferrule, bool(leaves)
+    return t_end, ferrule
 
 
-_TYPICAL: dict[int, tuple[np.ndarray, float]] = {}
-_FIELD: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+_PER_IMAGE: dict[str, tuple[np.ndarray, object]] = {}
+
+
+def _once_per_image(name: str, image: np.ndarray, compute):
+    """``compute(image)``, kept for the latest image under ``name``: every ``measure`` of a
+    frame asks again, the frame's answer does not change (keyed by identity, so a new frame,
+    even at the address of a freed one, is computed afresh: the entry holds its image)."""
+    hit = _PER_IMAGE.get(name)
+    if hit is not None and hit[0] is image:
+        return hit[1]
+    value = compute(image)
+    _PER_IMAGE[name] = (image, value)
+    return value
 
 
 def field_mask(image: np.ndarray) -> np.ndarray:
@@ -382,10 +388,10 @@ def field_mask(image: np.ndarray) -> np.ndarray:
     True inside. Outside is what is dark (below ``FIELD_DARK`` of the thumbnail's median) and
     connected to the image border: the collimator's blades and iris, not a dark object within
     the field. Computed once per image."""
-    key = id(image)
-    hit = _FIELD.get(key)
-    if hit is not None and hit[0] is image:
-        return hit[1]
+    return _once_per_image("field", image, _field_mask)
+
+
+def _field_mask(image: np.ndarray) -> np.ndarray:
     h, w = image.shape
     thumb = cv2.resize(np.asarray(image, np.float32), (max(w // FIELD_THUMB, 1),
                        max(h // FIELD_THUMB, 1)), interpolation=cv2.INTER_AREA)
@@ -393,10 +399,7 @@ def field_mask(image: np.ndarray) -> np.ndarray:
     count, labels = cv2.connectedComponents(dark, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     border = border[border > 0]
-    inside = ~np.isin(labels, border) if count > 1 and border.size else np.ones_like(dark, bool)
-    _FIELD.clear()
-    _FIELD[key] = (image, inside)
-    return inside
+    return ~np.isin(labels, border) if count > 1 and border.size else np.ones_like(dark, bool)
 
 
 def _leaves_field(image: np.ndarray, x: float, y: float, ux: float, uy: float,
@@ -418,14 +421,7 @@ def _leaves_field(image: np.ndarray, x: float, y: float, ux: float, uy: float,
 
 def _typical_level(image: np.ndarray) -> float:
     """The frame's typical brightness (a sparse median), computed once per image."""
-    key = id(image)
-    hit = _TYPICAL.get(key)
-    if hit is not None and hit[0] is image:
-        return hit[1]
-    value = float(np.median(image[::16, ::16]))
-    _TYPICAL.clear()
-    _TYPICAL[key] = (image, value)
-    return value
+    return _once_per_image("typical", image, lambda im: float(np.median(im[::16, ::16])))
 
 
 def _confidence(level: float, resid: float, length: float, support: int, thin: float,
