@@ -6,6 +6,7 @@ checked on frames its own simulator did not draw.
 Coordinates: (x, y) = (column, row) px, pixel centres at integers, origin top-left.
 """
 
+import itertools
 import math
 
 import cv2
@@ -30,12 +31,31 @@ def _rod(xs, ys, a, b, radius, line_integral):
     return line_integral * np.where(d < radius, chord, 0.0)
 
 
+def _shaft(hub, tip, sag_px, pieces=16):
+    """The shaft as chords (a, b) of a parabolic arc ``sag_px`` off the chord at mid-length
+    (one straight piece without a sag)."""
+    if not sag_px:
+        return [(hub, tip)]
+    ux, uy = tip[0] - hub[0], tip[1] - hub[1]
+    n = math.hypot(ux, uy)
+    nx, ny = uy / n, -ux / n  # left of hub -> tip
+    pts = []
+    for i in range(pieces + 1):
+        t = i / pieces
+        off = 4.0 * sag_px * t * (1.0 - t)
+        pts.append((hub[0] + t * ux + off * nx, hub[1] + t * uy + off * ny))
+    return list(itertools.pairwise(pts))
+
+
 def render(shape=(512, 512), tip=(300.3, 200.7), hub=(120.2, 390.5), rods=(), discs=(),
-           noise=0.03, seed=0, needle=True, background=2000.0):
+           noise=0.03, seed=0, needle=True, background=2000.0, inner_px=0.0, sag_px=0.0):
     """A float32 frame: bright soft-tissue background with a gentle gradient, a 22 G needle
     (4.6 px, 0.34 central transmission) from ``hub`` to ``tip`` with its ferrule behind the
     hub, optional rods ``(a, b, radius)`` and discs ``(centre, radius)`` of titanium, detector
-    blur and Gaussian noise (relative sd ``noise``)."""
+    blur and Gaussian noise (relative sd ``noise``). ``inner_px``: the shaft goes on this far
+    behind the hub, inside the (invisible, plastic) hub, through and beyond the ferrule;
+    ``sag_px``: the shaft is bent into an arc that far from the hub-tip chord at mid-length
+    (to the left of hub -> tip)."""
     rows, cols = shape
     ss = 3
     off = (np.arange(ss) + 0.5) / ss - 0.5
@@ -46,11 +66,15 @@ def render(shape=(512, 512), tip=(300.3, 200.7), hub=(120.2, 390.5), rods=(), di
             xs, ys = xx + ox, yy + oy
             att = np.zeros(shape)
             if needle:
-                att += _rod(xs, ys, hub, tip, 2.3, 1.08)
                 ux, uy = tip[0] - hub[0], tip[1] - hub[1]
                 n = math.hypot(ux, uy)
+                for a, b in _shaft(hub, tip, sag_px):
+                    att += _rod(xs, ys, a, b, 2.3, 1.08)
                 back = (hub[0] - 28.0 * ux / n, hub[1] - 28.0 * uy / n)
                 att += _rod(xs, ys, back, hub, 5.8, 2.7)
+                if inner_px:
+                    luer = (hub[0] - inner_px * ux / n, hub[1] - inner_px * uy / n)
+                    att += _rod(xs, ys, luer, hub, 2.3, 1.08)
             for a, b, radius in rods:
                 att += _rod(xs, ys, a, b, radius, 0.6 * 2 * radius * 0.25 / 1.6 * 1.6)
             for (cx, cy), radius in discs:

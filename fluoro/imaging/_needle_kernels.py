@@ -190,16 +190,27 @@ def sample_strip(img, ox, oy, ux, uy, t0, out):
     """Straighten the image along a line: ``out[i, j] = img(o + (t0 + i) u + s_j n)`` with
     ``s_j = j - (ns - 1) / 2`` and ``n = (-uy, ux)``; bilinear, NaN outside the image."""
     nt, ns = out.shape
+    rows, cols = img.shape
     half = (ns - 1) * 0.5
     nx = -uy
     ny = ux
     for i in range(nt):
         t = t0 + i
-        bx = ox + t * ux
-        by = oy + t * uy
+        bx = ox + t * ux - half * nx
+        by = oy + t * uy - half * ny
         for j in range(ns):
-            s = j - half
-            out[i, j] = bilinear(img, bx + s * nx, by + s * ny)
+            x = bx + j * nx
+            y = by + j * ny
+            if 0.0 <= x < cols - 1.0 and 0.0 <= y < rows - 1.0:  # the common case, inline
+                x0 = int(x)
+                y0 = int(y)
+                fx = x - x0
+                fy = y - y0
+                a = img[y0, x0] * (1.0 - fx) + img[y0, x0 + 1] * fx
+                b = img[y0 + 1, x0] * (1.0 - fx) + img[y0 + 1, x0 + 1] * fx
+                out[i, j] = a * (1.0 - fy) + b * fy
+            else:  # on the last row or column, or outside: NaN
+                out[i, j] = bilinear(img, x, y)
 
 
 @_jit
@@ -213,20 +224,39 @@ def strip_centres(strip, half_rows, search, side_px, s_out, c_out):
     mid = (ns - 1) // 2
     prof = np.empty(ns)
     sm = np.empty(ns)
+    # column sums over the window of rows lo..hi, kept as the window slides (NaN-aware: a
+    # count of NaN samples per column, so one NaN does not poison the sums for good)
+    total = np.zeros(ns)
+    nans = np.zeros(ns, np.int64)
+    lo_in = 0  # rows lo_in..hi_in are in the sums
+    hi_in = -1
     for i in range(nt):
         s_out[i] = np.nan
         c_out[i] = np.nan
         lo = max(i - half_rows, 0)
         hi = min(i + half_rows, nt - 1)
+        while hi_in < hi:
+            hi_in += 1
+            for j in range(ns):
+                v = strip[hi_in, j]
+                if math.isnan(v):
+                    nans[j] += 1
+                else:
+                    total[j] += v
+        while lo_in < lo:
+            for j in range(ns):
+                v = strip[lo_in, j]
+                if math.isnan(v):
+                    nans[j] -= 1
+                else:
+                    total[j] -= v
+            lo_in += 1
         bad = False
         for j in range(ns):
-            acc = 0.0
-            for k in range(lo, hi + 1):
-                acc += strip[k, j]
-            if math.isnan(acc):
+            if nans[j] > 0:
                 bad = True
                 break
-            prof[j] = acc / (hi - lo + 1)
+            prof[j] = total[j] / (hi - lo + 1)
         if bad:
             continue
         sm[0] = prof[0]
@@ -260,7 +290,7 @@ def strip_centres(strip, half_rows, search, side_px, s_out, c_out):
 
 
 @_jit
-def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lvl_out):
+def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lvl_out, g_out):
     """Along an aligned strip (the needle on its axis column): per row, the shaft's
     attenuation ``c_out = ln(side / axis)`` (in the log domain the shaft's line integral is
     additive, so at the end of its axis it is exactly half of the shaft's, whatever the
@@ -273,7 +303,10 @@ def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lv
     relative
     darkening ``f_out`` at ±``collar_px`` against ±``far_px`` (large on the hub's wider
     ferrule, small on the thin shaft), and the background level ``lvl_out``. Rows are averaged
-    over ``±half_rows``; NaN where a sample falls outside the image."""
+    over ``±half_rows``; NaN where a sample falls outside the image. ``g_out`` is the
+    attenuation against the interpolated background alone, without the both-sides test
+    (about 0 where there is no line on the axis, also across an edge, where ``c_out`` is
+    negative; positive where a line crosses an edge)."""
     nt, ns = strip.shape
     mid = (ns - 1) * 0.5
     for i in range(nt):
@@ -310,7 +343,9 @@ def axis_profiles(strip, half_rows, side_px, collar_px, far_px, c_out, f_out, lv
                 or centre <= 0.0):
             c_out[i] = np.nan
             f_out[i] = np.nan
+            g_out[i] = np.nan
             continue
+        g_out[i] = math.log(side / centre)
         if min(left, right) >= centre * (1.0 + BOTH_SIDES):
             c_out[i] = math.log(side / centre)
         else:
@@ -325,3 +360,116 @@ def _lerp_row(strip, row, s):
         return strip[row, strip.shape[1] - 1]
     f = s - j
     return strip[row, j] * (1.0 - f) + strip[row, j + 1] * f
+
+
+@_jit
+def fit_centres(s_c, c_c, min_contrast, pick_a, pick_b, min_ransac, inliers):
+    """Fit the line ``s = a + b t`` to the strip rows' centres ``s_c`` (t: the row index),
+    each weighted by its contrast ``c_c``, over the rows with a contrast of at least
+    ``min_contrast``: RANSAC (Fischler & Bolles 1981) over the pairs of those rows' ranks
+    ``pick_a[k], pick_b[k]`` (rows at least 5 apart; a line's score is the summed contrast of
+    the rows within 1 px; ranks outside ``0..n-1`` for the n rows are skipped), at least
+    ``min_ransac`` inliers; then weighted least squares
+    (weights contrast², as a variance would be) on the inliers, twice re-gated at 1.0 and
+    0.6 px (at least 8 inliers each time), and once more. Returns ``(a, b, rms_px, count)``,
+    ``count`` 0 when there is no line; ``inliers[t]`` is True on the final inlier rows."""
+    nt = s_c.size
+    rows = np.empty(nt, np.int64)
+    n = 0
+    for t in range(nt):
+        inliers[t] = False
+        if not math.isnan(c_c[t]) and c_c[t] >= min_contrast:
+            rows[n] = t
+            n += 1
+    if n < 8:
+        return 0.0, 0.0, 0.0, 0
+    best_score = -1.0
+    best_a = 0.0
+    best_b = 0.0
+    for k in range(pick_a.size):
+        if not (0 <= pick_a[k] < n and 0 <= pick_b[k] < n):
+            continue
+        ri = rows[pick_a[k]]
+        rj = rows[pick_b[k]]
+        dt = float(rj - ri)
+        if abs(dt) < 5.0:
+            continue
+        b = (s_c[rj] - s_c[ri]) / dt
+        a = s_c[ri] - b * ri
+        score = 0.0
+        for m in range(n):
+            r = rows[m]
+            if abs(s_c[r] - (a + b * r)) <= 1.0:
+                score += c_c[r]
+        if score > best_score:
+            best_score = score
+            best_a = a
+            best_b = b
+    if best_score < 0.0:
+        return 0.0, 0.0, 0.0, 0
+    a, b = best_a, best_b
+    tol = 1.0
+    count = 0
+    for m in range(n):
+        r = rows[m]
+        inliers[r] = abs(s_c[r] - (a + b * r)) <= tol
+        count += inliers[r]
+    if count < min_ransac:
+        return 0.0, 0.0, 0.0, 0
+    for step in range(3):
+        # weighted least squares on the current inliers
+        sw = 0.0
+        st = 0.0
+        ss = 0.0
+        for m in range(n):
+            r = rows[m]
+            if inliers[r]:
+                w = c_c[r] * c_c[r]
+                sw += w
+                st += w * r
+                ss += w * s_c[r]
+        tm = st / sw
+        sm = ss / sw
+        stt = 0.0
+        sts = 0.0
+        for m in range(n):
+            r = rows[m]
+            if inliers[r]:
+                w = c_c[r] * c_c[r]
+                stt += w * (r - tm) * (r - tm)
+                sts += w * (r - tm) * (s_c[r] - sm)
+        b = sts / stt if stt > 0.0 else 0.0
+        a = sm - b * tm
+        if step == 2:
+            break
+        tol = 1.0 if step == 0 else 0.6
+        count = 0
+        for m in range(n):
+            r = rows[m]
+            inliers[r] = abs(s_c[r] - (a + b * r)) <= tol
+            count += inliers[r]
+        if count < 8:
+            for m in range(n):
+                inliers[rows[m]] = False
+            return 0.0, 0.0, 0.0, 0
+    sq = 0.0
+    for m in range(n):
+        r = rows[m]
+        if inliers[r]:
+            d = s_c[r] - (a + b * r)
+            sq += d * d
+    return a, b, math.sqrt(sq / count), count
+
+
+@_jit
+def finite_median(x):
+    """Median of the finite values of the 1-D array ``x``; NaN when it has none."""
+    keep = np.empty(x.size)
+    n = 0
+    for i in range(x.size):
+        if np.isfinite(x[i]):
+            keep[n] = x[i]
+            n += 1
+    if n == 0:
+        return np.nan
+    return np.median(keep[:n])

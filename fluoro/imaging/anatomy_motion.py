@@ -31,6 +31,8 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from fluoro.imaging.thumbnail import area_thumbnail
+
 __all__ = ["AnatomyMotion"]
 
 THUMB_PX = 128
@@ -142,8 +144,7 @@ class AnatomyMotion:
 
     def _thumbnail(self, image: np.ndarray) -> np.ndarray:
         n = self.thumb_px
-        small = cv2.resize(np.asarray(image), (n, n), interpolation=cv2.INTER_AREA)
-        small = small.astype(np.float32, copy=False)
+        small = area_thumbnail(image, (n, n))  # shared with the field's mask: not modified
         return small - cv2.blur(small, (HIGHPASS_PX, HIGHPASS_PX))
 
 

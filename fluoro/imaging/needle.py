@@ -28,8 +28,14 @@ only once it has behaved like one (``fluoro.imaging.needle_evidence``). Per fram
 4. **decide**: each measured track's probability of being the needle is the shape model's
    (a logistic model fitted on scenes of the independent validation family and the
    simulator, ``benchmarks/needle_confidence_fit.py``) times its worked factor (0 until its
-   tip has travelled 2–3.5 mm along its shaft against the anatomy; 0 while it swings to and
-   fro or strays sideways). Those at ``accept`` or above are needles; the *active* one is the
+   tip has travelled 2–3.5 mm along its shaft against the anatomy, and in the image: a line
+   fixed to the detector does not count; 0 while it swings to and fro, strays sideways or
+   its end jumps from place to place), and 0 for a line with another beside it (``_paired``:
+   the two walls of a metal hub, the edges of a rod: a needle is one line). Measured ends
+   (``needle_detect``) stop where the line is plainly absent, not at a dash beyond it, and
+   the hub is the ferrule even when the shaft is seen on inside the hub; a line seen from
+   its ferrule's far side is no needle. Those at ``accept`` or above are needles; the
+   *active* one is the
    needle whose tip moved most recently, the others are reported beside it. Below ``accept``
    the answer is "not detected", never a doubtful line. ``detect`` (one image, no history)
    has only the shape to go on and says so.
@@ -76,6 +82,10 @@ COLD_PER_FRAME = 1  # ... this many a frame
 PROMISING_FRAMES = 10  # a track seen in fewer frames, or whose tip has travelled this far,
 PROMISING_MM = 0.5  # ... may still turn out to be a needle being worked
 QUEUED_PER_FRAME = 1  # lines found by a whole-frame search measured a frame
+REJECTED_FRAMES = 12  # a line measured as no needle is not measured again for this long
+PAIR_DEG = 3.0  # two lines this parallel,
+PAIR_MM = (1.5, 12.0)  # ... this far apart (mm),
+PAIR_OVERLAP = 0.6  # ... side by side over this share of the longer, are one object's edges
 
 
 class ConstantVelocityKalman:
@@ -203,6 +213,7 @@ class NeedleTracker:
         self._resume = True  # search on the next frame
         self._buffers: dict = {}
         self._queue: list = []  # lines of the latest whole-frame search not yet measured
+        self._rejected: list = []  # (origin, direction, frame) of lines measured as no needle
         self.last_path = "none"  # "track" or "search": how the last frame was handled
 
     # -- Stage ----------------------------------------------------------------------------
@@ -233,6 +244,7 @@ class NeedleTracker:
             track.evidence.gap()
         self._active = None
         self._queue = []
+        self._rejected = []
         self._resume = True
 
     def __call__(self, item: WorkItem) -> None:
@@ -315,6 +327,7 @@ class NeedleTracker:
     def _clear(self) -> None:
         self._tracks = []
         self._queue = []
+        self._rejected = []
         self._active = None
         self._motion.reset()
         self._offset_px = (0.0, 0.0)
@@ -323,6 +336,11 @@ class NeedleTracker:
     def _tip_mm(self, seg: Segment, scale: NeedleScale) -> tuple[float, float]:
         """The tip in anatomy coordinates, mm."""
         return self._anatomy_mm(seg.tip, scale)
+
+    @staticmethod
+    def _image_mm(p: Point, scale: NeedleScale) -> tuple[float, float]:
+        """An image point (x, y) px in image coordinates, mm."""
+        return (p[0] * scale.spacing_mm, p[1] * scale.spacing_mm)
 
     def _anatomy_mm(self, p: Point, scale: NeedleScale) -> tuple[float, float]:
         """An image point (x, y) px in anatomy coordinates, mm."""
@@ -373,11 +391,16 @@ class NeedleTracker:
         measured (``QUEUED_PER_FRAME`` a frame, so that no frame measures them all)."""
         # lines already tracked come back among the strongest: ask for more than that many,
         # so that a fainter needle among hardware still gets its turn
+        # and lines measured lately as no needle are not measured again for a while: they
+        # would come back in every search and keep the queue from lines not yet seen
         wanted = min(SEARCH_LINES + sum(tr.measured for tr in self._tracks), MAX_TRACKS + 2)
+        self._rejected = [r for r in self._rejected if self._frame - r[2] < REJECTED_FRAMES]
         self._queue = [(origin, direction, t_lo, t_hi) for origin, direction, t_lo, t_hi
                        in hypotheses(img, scale, self._buffers, wanted)
                        if not any(tr.measured and _on_line(origin, direction, tr.segment)
-                                  for tr in self._tracks)]
+                                  for tr in self._tracks)
+                       and not any(_same_hypothesis(origin, direction, o, d)
+                                   for o, d, _ in self._rejected)]
 
     def _measure_queued(self, img: np.ndarray, scale: NeedleScale, t_s: float | None,
                         count: int) -> None:
@@ -392,8 +415,12 @@ class NeedleTracker:
                           if _on_line(origin, direction, tr.segment)), None)
             seg = measure(img, origin, direction, t_lo, t_hi, 2.0 * px_mm, scale, prior=prior)
             if seg is None:
+                self._rejected.append((origin, direction, self._frame))
                 continue
-            same = next((tr for tr in self._tracks if _same_line(seg, tr.segment, scale)), None)
+            # the same line as a track, or (a track not followed this frame) the line it was
+            # on, its tip moved along it since: found again
+            same = next((tr for tr in self._tracks if _same_line(seg, tr.segment, scale)
+                         or (not tr.measured and _collinear(seg, tr.segment))), None)
             if same is not None:
                 if not same.measured:  # found again where it was lost
                     self._update(same, seg, t_s, scale)
@@ -409,7 +436,8 @@ class NeedleTracker:
         q = np.array([400.0, 400.0, math.radians(20.0) ** 2])
         tip_mm = self._tip_mm(seg, scale)
         evidence = TrackEvidence()
-        evidence.add(seg, tip_mm, self._frame, t_s, self._anatomy_mm(seg.hub, scale))
+        evidence.add(seg, tip_mm, self._frame, t_s, self._anatomy_mm(seg.hub, scale),
+                     self._image_mm(seg.tip, scale))
         evidence.age = 1
         self._tracks.append(_Track(seg, ConstantVelocityKalman(z, q, r), t_s, evidence,
                                    tip_mm, self._frame, self._offset_px))
@@ -423,7 +451,8 @@ class NeedleTracker:
         track.missed, track.measured = 0, True
         track.offset_px = self._offset_px
         tip_mm = self._tip_mm(seg, scale)
-        track.evidence.add(seg, tip_mm, self._frame, t_s, self._anatomy_mm(seg.hub, scale))
+        track.evidence.add(seg, tip_mm, self._frame, t_s, self._anatomy_mm(seg.hub, scale),
+                           self._image_mm(seg.tip, scale))
         if math.dist(tip_mm, track.move_ref_mm) >= MOVE_MM:
             track.move_ref_mm, track.last_moved = tip_mm, self._frame
 
@@ -438,6 +467,11 @@ class NeedleTracker:
                 track.x, track.evidence.seen, self.weights, self.weights_first)
             track.worked = worked_factor(track.evidence)
             track.probability = track.shape_probability * (1.0 if single else track.worked)
+            # two parallel lines side by side are the edges or walls of one wider object (a
+            # metal hub, a rod, a screw): a needle is one line
+            if any(_paired(track.segment, other.segment, scale)
+                   for other in self._tracks if other is not track):
+                track.probability = 0.0
 
     def _choose(self) -> _Track | None:
         needles = [tr for tr in self._tracks if tr.measured and tr.probability >= self.accept]
@@ -493,6 +527,39 @@ def _same_line(a: Segment, b: Segment, scale: NeedleScale) -> bool:
     d_px = math.hypot(a.tip[0] - b.tip[0], a.tip[1] - b.tip[1])
     d_ang = abs(_wrap(_angle(a.direction) - _angle(b.direction)))
     return d_px * scale.spacing_mm <= SAME_TIP_MM and d_ang <= math.radians(SAME_DEG)
+
+
+def _paired(a: Segment, b: Segment, scale: NeedleScale) -> bool:
+    """Whether ``a`` and ``b`` run side by side: parallel within ``PAIR_DEG`` (either
+    way), ``PAIR_MM`` apart, each covering ``PAIR_OVERLAP`` of the longer's length."""
+    ux, uy = a.direction
+    if abs(ux * b.direction[0] + uy * b.direction[1]) < math.cos(math.radians(PAIR_DEG)):
+        return False
+    mid = ((b.tip[0] + b.hub[0]) / 2.0, (b.tip[1] + b.hub[1]) / 2.0)
+    apart_mm = abs(-(mid[0] - a.hub[0]) * uy + (mid[1] - a.hub[1]) * ux) * scale.spacing_mm
+    if not PAIR_MM[0] <= apart_mm <= PAIR_MM[1]:
+        return False
+    ta = sorted((0.0, a.length_px))
+    tb = sorted(((b.hub[0] - a.hub[0]) * ux + (b.hub[1] - a.hub[1]) * uy,
+                 (b.tip[0] - a.hub[0]) * ux + (b.tip[1] - a.hub[1]) * uy))
+    overlap = min(ta[1], tb[1]) - max(ta[0], tb[0])
+    return overlap >= PAIR_OVERLAP * max(a.length_px, b.length_px)
+
+
+def _collinear(a: Segment, b: Segment) -> bool:
+    """``a`` lies on ``b``'s line, pointing the same way: its tip within 2 px of the line,
+    its direction within ``SAME_DEG``."""
+    ux, uy = b.direction
+    dist = abs(-(a.tip[0] - b.tip[0]) * uy + (a.tip[1] - b.tip[1]) * ux)
+    cos = a.direction[0] * ux + a.direction[1] * uy
+    return dist < 2.0 and cos > math.cos(math.radians(SAME_DEG))
+
+
+def _same_hypothesis(o1: tuple[float, float], d1: tuple[float, float],
+                     o2: tuple[float, float], d2: tuple[float, float]) -> bool:
+    """Two search lines (origin, unit direction, either sign) that are one line."""
+    dist = abs(-(o2[0] - o1[0]) * d1[1] + (o2[1] - o1[1]) * d1[0])
+    return dist < 3.0 and abs(d1[0] * d2[0] + d1[1] * d2[1]) > math.cos(math.radians(3.0))
 
 
 def _on_line(origin: tuple[float, float], direction: tuple[float, float], seg: Segment) -> bool:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from fluoro.imaging import _needle_kernels as k
+from fluoro.imaging.thumbnail import area_thumbnail, once_per_image
 
 NOMINAL_SPACING_MM = 0.25  # used when the pixel spacing is unknown or implausible
 
@@ -75,6 +76,7 @@ class Segment:
 
 
 MIN_CONTRAST = 0.12
+RANSAC_ITERATIONS = 64
 MIN_CURVATURE = 0.05  # per coarse pixel², relative (the needle's is ~0.2)
 BRIDGE_MM = 25.0  # longest dark stretch (rod, screw head) the shaft is followed through
 HIDDEN_LEVEL = 0.3  # background below this fraction of the frame's: the shaft is unseen
@@ -83,46 +85,22 @@ DARKENS = 0.6  # the background beyond a tip this much darker than before it: it
 MIN_LINE_CONTRAST = 0.1  # mean of a candidate line's points at the coarse scale
 TIP_SPAN_MM = 15.0  # the tip is measured again on the shaft's last this-many mm
 TIP_AGREE_MM = 4.0
+ABSENT_MM = 1.5  # the shaft is not followed where, over this length, the axis is darkened
+ABSENT_LEVEL = 0.2  # ... on average by less than this fraction of the shaft's contrast,
+JOIN_MM = 8.0  # ... unless it goes on for this long on both sides (crossing an edge)
+HUB_BODY_MM = 55.0  # the shaft may be seen this far beyond its ferrule, inside the hub
+# (a hub holds up to ~30 mm of shaft, ~50 mm at the detector at 1.6 magnification)
+SHORTER_SIDE = 0.9  # a ferrule inside a line is nearer its hub's end than this share
+PAST_MIN_MM = 30.0  # a line this long past a ferrule (or as long as the part measured)
+FERRULE_SKIP_MM = 16.0  # a ferrule is at most this long at the detector
+FERRULE_MIN_MM = 3.0  # a ferrule inside the run is at least this long
+TIP_AHEAD_MM = 12.0  # each step of the tip's refinement looks this far on
+TIP_STEPS = 12  # at most this many steps (a bent shaft is traced on, step by step)
+TIP_TURN_DEG = 3.0  # a bent needle turns ~2° per step (3 mm sag over 100 mm at the detector)
+TIP_BEND_DEG = 12.0  # ... and ~8° from its straight part to its tip
 EXIT_MM = 5.0  # an end this close to the edge of the field leaves it
 FIELD_THUMB = 8  # the field's mask is found on a thumbnail this many times smaller
 FIELD_DARK = 0.35  # collimator shadow: below this fraction of the field's median brightness
-
-
-def _ransac_line(t: np.ndarray, s: np.ndarray, w: np.ndarray, tol: float,
-                 iterations: int = 64) -> np.ndarray | None:
-    """Inlier mask of the best line ``s = a + b t`` (RANSAC, Fischler & Bolles 1981): lines
-    through random pairs of points, scored by the summed weight of points within ``tol``."""
-    n = t.size
-    if n < 8:
-        return None
-    i, j = np.random.default_rng(n).integers(0, n, size=(2, iterations))  # reproducible
-    dt = t[j] - t[i]
-    keep = np.abs(dt) >= 5.0
-    if not keep.any():
-        return None
-    i, j, dt = i[keep], j[keep], dt[keep]
-    b = (s[j] - s[i]) / dt
-    a = s[i] - b * t[i]
-    inl = np.abs(s[None, :] - (a[:, None] + b[:, None] * t[None, :])) <= tol
-    best = int(np.argmax(inl.astype(np.float64) @ w))
-    return inl[best]
-
-
-def _wfit(t: np.ndarray, s: np.ndarray, w: np.ndarray) -> tuple[float, float]:
-    """Weighted least-squares line ``s = a + b t``: (b, a) (``numpy.polyfit``'s order, whose
-    weights multiply the residuals; here ``w`` weighs their squares, as a variance would)."""
-    sw = float(w.sum())
-    tm, sm = float(w @ t) / sw, float(w @ s) / sw
-    dt = t - tm
-    denom = float(w @ (dt * dt))
-    b = float(w @ (dt * (s - sm))) / denom if denom > 0.0 else 0.0
-    return b, sm - b * tm
-
-
-def _finite_median(x: np.ndarray) -> float:
-    """Median of the finite values of ``x`` (NaN when none)."""
-    x = x[np.isfinite(x)]
-    return float(np.median(x)) if x.size else math.nan
 
 
 def _crossing(c: np.ndarray, i: int, step: int, level: float) -> float:
@@ -130,7 +108,39 @@ def _crossing(c: np.ndarray, i: int, step: int, level: float) -> float:
     j = i + step
     if j < 0 or j >= c.size or not np.isfinite(c[j]) or c[i] <= c[j]:
         return float(i) + 0.5 * step
-    return i + step * float(np.clip((c[i] - level) / (c[i] - c[j]), 0.0, 1.0))
+    return i + step * min(max(float((c[i] - level) / (c[i] - c[j])), 0.0), 1.0)
+
+
+def _shaft_runs(present: np.ndarray, blocked: np.ndarray, gap: int, join: float
+                ) -> list[tuple[int, int]]:
+    """Runs of ``present`` rows joined across gaps of at most ``gap`` rows (``_runs``),
+    less any piece shorter than ``join`` rows at either end of a run beyond a ``blocked``
+    row: a short dash in line beyond a tip is something else, while a shaft that crosses
+    edges of bone (where the rows may be blocked too) goes on, for longer, on both sides."""
+    if not blocked.any():
+        return _runs(present, gap)
+    pieces = []
+    for lo, hi in _runs(~blocked, 0):
+        pieces += [(lo + a, lo + b) for a, b in _runs(present[lo:hi + 1], gap)]
+    chains = [[pieces[0]]] if pieces else []
+    for piece in pieces[1:]:
+        if piece[0] - chains[-1][-1][1] - 1 <= gap:
+            chains[-1].append(piece)
+        else:
+            chains.append([piece])
+    out = []
+    for chain in chains:
+        while len(chain) > 1 and chain[0][1] - chain[0][0] + 1 < join:
+            chain = chain[1:]
+        while len(chain) > 1 and chain[-1][1] - chain[-1][0] + 1 < join:
+            chain = chain[:-1]
+        out.append((chain[0][0], chain[-1][1]))
+    return out
+
+
+def _filled(x: np.ndarray, value: float) -> np.ndarray:
+    """``x`` with its NaN (samples outside the image) replaced by ``value``."""
+    return np.where(np.isnan(x), value, x)
 
 
 def _runs(on: np.ndarray, gap: int) -> list[tuple[int, int]]:
@@ -147,14 +157,18 @@ def _runs(on: np.ndarray, gap: int) -> list[tuple[int, int]]:
 def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[float, float],
             t_lo: float, t_hi: float, search_px: float, scale: NeedleScale,
             prior: tuple[float, float] | None = None, extend: int = 4,
-            extend_back: bool = True, refine_tip: bool = True) -> Segment | None:
+            extend_back: bool = True, refine_tip: bool = True, shaft_level: float = 0.0
+            ) -> Segment | None:
     """Refine the line ``origin + t direction`` (``t_lo <= t <= t_hi``) within ``±search_px``
     of it; None when no thin dark straight segment is there. ``prior`` is the hub -> tip
     direction believed so far (decides the orientation when the image does not). When the
     shaft runs on to an end of the span, the span is extended (up to ``extend`` times; at the
     ``t_lo`` end only if ``extend_back``). With ``refine_tip`` the tip is measured again on a
     line fitted to the shaft's last ``TIP_SPAN_MM`` alone: a fit over the whole shaft (and
-    its hub) is pulled by a slight bend or by the hub, and moves the tip along a wrong axis."""
+    its hub) is pulled by a slight bend or by the hub, and moves the tip along a wrong axis.
+    ``shaft_level``: the contrast of the whole shaft when this measures a part of it (the
+    tip's refinement): the part's ends are where the contrast falls to half of the larger of
+    that and its own, so that a refinement does not run on along something fainter."""
     ox, oy = origin
     ux, uy = direction
     norm = math.hypot(ux, uy)
@@ -169,20 +183,17 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
     s_c = np.empty(nt)
     c_c = np.empty(nt)
     k.strip_centres(strip, 3, search, scale.side_px, s_c, c_c)
-    ok = np.isfinite(c_c) & (c_c >= MIN_CONTRAST)
-    t = np.flatnonzero(ok).astype(float)
-    s, w = s_c[ok], c_c[ok]
-    inl = _ransac_line(t, s, w, tol=1.0)
-    if inl is None or inl.sum() < scale.min_length_px * 0.5:
+    # RANSAC, then weighted least squares re-gated twice (fit_centres); the random pairs are
+    # drawn here, seeded by the number of rows, so that a measurement is reproducible
+    n_ok = int(np.count_nonzero(c_c >= MIN_CONTRAST))  # NaN compares False
+    pick_a, pick_b = np.random.default_rng(n_ok).integers(0, max(n_ok, 1),
+                                                          size=(2, RANSAC_ITERATIONS))
+    inliers = np.empty(nt, np.bool_)
+    a, b, resid, support = k.fit_centres(s_c, c_c, MIN_CONTRAST, pick_a, pick_b,
+                                         0.5 * scale.min_length_px, inliers)
+    if support == 0:
         return None
-    # weighted least squares on the inliers, then once more with a tighter gate
-    for tol in (1.0, 0.6):
-        b, a = _wfit(t[inl], s[inl], w[inl] ** 2)
-        inl = np.abs(s - (a + b * t)) <= max(tol, 1e-3)
-        if inl.sum() < 8:
-            return None
-    b, a = _wfit(t[inl], s[inl], w[inl] ** 2)
-    resid = float(np.sqrt(np.mean((s[inl] - (a + b * t[inl])) ** 2)))
+    t_inl = np.flatnonzero(inliers)
     # refined line: s = a + b t (strip row index t from t_lo)
     nx, ny = -uy, ux
     px = ox + t_lo * ux + a * nx
@@ -198,19 +209,28 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
     c = np.empty(nt2)
     f = np.empty(nt2)
     lvl = np.empty(nt2)
-    k.axis_profiles(aligned, 1, scale.side_px, scale.collar_px, scale.far_px, c, f, lvl)
-    rows = np.clip((t[inl] * vn).astype(int), 0, nt2 - 1)
-    level = _finite_median(c[rows])
+    g = np.empty(nt2)
+    k.axis_profiles(aligned, 1, scale.side_px, scale.collar_px, scale.far_px, c, f, lvl, g)
+    rows = np.clip((t_inl * vn).astype(int), 0, nt2 - 1)
+    level = max(k.finite_median(c[rows]), shaft_level)
     if not np.isfinite(level) or level < MIN_CONTRAST:
         return None
-    on = np.nan_to_num(c, nan=-1.0) >= 0.5 * level
+    on = c >= 0.5 * level  # NaN compares False
     # where the background is very dark (a rod, a screw head) the shaft cannot be seen: such
     # rows neither break the shaft nor end it
     # "very dark" against the frame's typical level (a sparse median), not the shaft's own
     # background, which may itself lie over a rod
-    bright = max(_typical_level(image), _finite_median(lvl[rows]))
-    hidden = ~np.isfinite(lvl) | (np.nan_to_num(lvl, nan=0.0) < HIDDEN_LEVEL * bright)
-    runs = _runs(on | hidden, int(scale.gap_px))
+    bright = max(_typical_level(image), k.finite_median(lvl[rows]))
+    hidden = ~(lvl >= HIDDEN_LEVEL * bright)  # NaN (outside the image) is hidden too
+    # the shaft is followed across short interruptions (a crossing rod's edges, noise), but
+    # not across a stretch where the axis is hardly darker than the background interpolated
+    # across it (g, averaged over ABSENT_MM) and the background is not hidden, unless it
+    # goes on for JOIN_MM on both sides: it may have ended there (what lies beyond, in line
+    # with it, is something else), or it may cross an edge of bone, where g falls too
+    width = max(round(ABSENT_MM / scale.spacing_mm), 1)
+    g_mean = np.convolve(_filled(g, level), np.ones(width) / width, mode="same")
+    absent = (g_mean < ABSENT_LEVEL * level) & ~hidden
+    runs = _shaft_runs(on | hidden, absent, int(scale.gap_px), JOIN_MM / scale.spacing_mm)
     if not runs:
         return None
     votes = np.bincount(rows, minlength=nt2)
@@ -226,21 +246,34 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
         return None
     # the shaft runs on to an end of the span (perhaps through a dark stretch no longer than
     # a screw head seen obliquely): look further
+    # (the line as it would be without the rule for absent stretches: whether those join
+    # is known only when the span holds enough of what lies beyond them)
     bridge = BRIDGE_MM / scale.spacing_mm
-    open_lo = (extend_back and run_first <= 3 and np.isfinite(c[0]) and first <= bridge)
-    open_hi = run_last >= nt2 - 4 and np.isfinite(c[-1]) and nt2 - 1 - last <= bridge
+    if absent.any():
+        plain = next(r for r in _runs(on | hidden, int(scale.gap_px))
+                     if r[0] <= run_first and run_last <= r[1])
+        plain_seen = np.flatnonzero((on & ~hidden)[plain[0]:plain[1] + 1]) + plain[0]
+        run_first, run_last = plain
+        seen_first, seen_last = int(plain_seen[0]), int(plain_seen[-1])
+    else:
+        seen_first, seen_last = first, last
+    open_lo = (extend_back and run_first <= 3 and np.isfinite(c[0]) and seen_first <= bridge)
+    open_hi = (run_last >= nt2 - 4 and np.isfinite(c[-1])
+               and nt2 - 1 - seen_last <= bridge)
     if (open_lo or open_hi) and extend > 0:
         more = 15.0 / scale.spacing_mm
         return measure(image, (px, py), (vx, vy), -more if open_lo else 0.0,
                        nt2 - 1 + (more if open_hi else 0.0), 3.0, scale, prior, extend - 1,
-                       extend_back, refine_tip)
+                       extend_back, refine_tip, shaft_level)
     shaft = c[first:last + 1]
-    level = float(np.median(shaft[np.isfinite(shaft)]))
-    cc = np.nan_to_num(c, nan=0.0)
-    fw = np.nan_to_num(f, nan=0.0)
-    shaft_f = float(np.median(fw[first:last + 1]))
+    level = max(k.finite_median(shaft), shaft_level)
+    cc = _filled(c, 0.0)
+    fw = _filled(f, 0.0)
+    shaft_f = k.finite_median(fw[first:last + 1])
     (t_a, fer_a), (t_b, fer_b) = (_end(cc, fw, first, -1, level, shaft_f, scale),
                                   _end(cc, fw, last, 1, level, shaft_f, scale))
+    if not (fer_a or fer_b):  # the shaft may run on inside the hub, beyond its ferrule
+        t_a, fer_a, t_b, fer_b = _inner_ferrule(fw, first, last, t_a, t_b, shaft_f, scale)
     # which end is the hub: the one with the ferrule; else the one leaving the image or the
     # field; else the one the caller's prior direction says
     # an end leaves the field where the line runs on into the collimator's shadow or off the
@@ -266,7 +299,14 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
     tip = (px + t_tip * vx, py + t_tip * vy)
     hub = (px + t_hub * vx, py + t_hub * vy)
     sign = 1.0 if forward else -1.0
-    support = int(inl.sum())
+    # a line seen from its ferrule's wrong side (the shaft inside the hub, measured up to
+    # the ferrule) goes on past the "hub" further than the part measured: no needle
+    # (a line past the hub shorter than PAST_MIN_MM says nothing: the hub of a needle just
+    # entering, with a short shaft in view, may show that much)
+    past_mm = max(abs(t_tip - t_hub) * scale.spacing_mm, PAST_MIN_MM)
+    if ferrule and past_mm <= HUB_BODY_MM and _line_past_hub_mm(
+            image, hub, (-sign * vx, -sign * vy), level, past_mm, scale) >= past_mm:
+        return None
     conf = _confidence(level, resid, abs(t_tip - t_hub), support, thin, scale)
     sharp = _sharpness(cc, t_tip, 1.0 if forward else -1.0, level, scale)
     # a tip that ends where the background turns very dark (behind a screw head, at the edge
@@ -290,16 +330,27 @@ def _refined_tip(image: np.ndarray, seg: Segment, span_px: float, scale: NeedleS
                  ) -> Segment:
     """``seg`` with its tip (and the direction at the tip) from a fit of its last ``span_px``
     alone. The local fit may find the shaft going on beyond the first estimate (it was cut
-    short where the shaft runs along a bone edge): then it is followed, up to three steps;
-    a local fit that turns away (over 5°) or falls back by more than ``TIP_AGREE_MM`` is
+    short where the shaft runs along a bone edge, or where a bent shaft leaves the straight
+    line fitted to its hub end): then it is followed, step by step (``TIP_STEPS`` at most,
+    each looking ``TIP_AHEAD_MM`` on along the local direction, so a gentle arc is traced
+    to its tip); a local fit that turns away (over 5° at the first step, ``TIP_TURN_DEG``
+    at a later one, ``TIP_BEND_DEG`` in all) or falls back by more than ``TIP_AGREE_MM`` is
     another structure, and the tip stays where it was."""
-    for _ in range(3):
+    ahead_px = TIP_AHEAD_MM / scale.spacing_mm
+    first = seg.direction
+    for step in range(TIP_STEPS):
         ux, uy = seg.direction
         start = (seg.tip[0] - span_px * ux, seg.tip[1] - span_px * uy)
-        local = measure(image, start, (ux, uy), 0.0, span_px + 4.0 / scale.spacing_mm, 2.0,
-                        scale, prior=(ux, uy), extend=0, refine_tip=False)
-        if local is None or local.direction[0] * ux + local.direction[1] * uy < math.cos(
-                math.radians(5.0)):
+        local = measure(image, start, (ux, uy), 0.0, span_px + ahead_px, 2.0,
+                        scale, prior=(ux, uy), extend=0, refine_tip=False,
+                        shaft_level=seg.contrast)
+        if local is None:
+            return seg
+        vx, vy = local.direction
+        # the first step may turn as far as a fit pulled by the hub is off; then a needle
+        # bends gently: a line curving on further is something else (a lead, an endplate)
+        if (vx * ux + vy * uy < math.cos(math.radians(5.0 if step == 0 else TIP_TURN_DEG))
+                or vx * first[0] + vy * first[1] < math.cos(math.radians(TIP_BEND_DEG))):
             return seg
         ahead_mm = ((local.tip[0] - seg.tip[0]) * ux + (local.tip[1] - seg.tip[1]) * uy
                     ) * scale.spacing_mm
@@ -323,7 +374,7 @@ def _darkens(lvl: np.ndarray, row: int, step: int, scale: NeedleScale) -> bool:
     inside, beyond = inside[np.isfinite(inside)], beyond[np.isfinite(beyond)]
     if inside.size == 0 or beyond.size == 0:
         return False
-    return float(np.min(beyond)) < DARKENS * float(np.median(inside))
+    return float(np.min(beyond)) < DARKENS * k.finite_median(inside)
 
 
 def _sharpness(c: np.ndarray, t_tip: float, step: float, level: float,
@@ -339,7 +390,7 @@ def _sharpness(c: np.ndarray, t_tip: float, step: float, level: float,
     if inside.size == 0 or level <= 0.0:
         return 0.0
     outside = float(np.mean(beyond)) if beyond.size else 0.0
-    return float(np.clip((float(np.mean(inside)) - outside) / level, 0.0, 1.5))
+    return min(max((float(np.mean(inside)) - outside) / level, 0.0), 1.5)
 
 
 def _end(c: np.ndarray, f: np.ndarray, i: int, step: int, level: float, shaft_f: float,
@@ -368,19 +419,50 @@ def _end(c: np.ndarray, f: np.ndarray, i: int, step: int, level: float, shaft_f:
     return t_end, ferrule
 
 
-_PER_IMAGE: dict[str, tuple[np.ndarray, object]] = {}
+def _line_past_hub_mm(image: np.ndarray, hub: tuple[float, float],
+                      away: tuple[float, float], level: float, upto_mm: float,
+                      scale: NeedleScale) -> float:
+    """How far (mm, up to ``upto_mm``) a line as dark as the shaft (``level``) goes on
+    along ``away`` (unit, from the tip toward the hub) beyond the ferrule whose distal edge
+    is at ``hub``: the ferrule itself (up to ``FERRULE_SKIP_MM``) may interrupt it, and
+    the shaft inside a hub goes on for up to ``HUB_BODY_MM``."""
+    skip = int(FERRULE_SKIP_MM / scale.spacing_mm)
+    rows = skip + int(upto_mm / scale.spacing_mm) + 1
+    half = math.ceil(scale.far_px) + 2
+    strip = np.empty((rows, 2 * half + 1), np.float32)
+    k.sample_strip(image, hub[0], hub[1], away[0], away[1], 0.0, strip)
+    c, f, lvl, g = np.empty(rows), np.empty(rows), np.empty(rows), np.empty(rows)
+    k.axis_profiles(strip, 1, scale.side_px, scale.collar_px, scale.far_px, c, f, lvl, g)
+    on = c >= 0.5 * level  # NaN compares False
+    runs = [r for r in _runs(on, int(1.0 / scale.spacing_mm)) if r[0] <= skip]
+    return max((r[1] for r in runs), default=0) * scale.spacing_mm
 
 
-def _once_per_image(name: str, image: np.ndarray, compute):
-    """``compute(image)``, kept for the latest image under ``name``: every ``measure`` of a
-    frame asks again, the frame's answer does not change (keyed by identity, so a new frame,
-    even at the address of a freed one, is computed afresh: the entry holds its image)."""
-    hit = _PER_IMAGE.get(name)
-    if hit is not None and hit[0] is image:
-        return hit[1]
-    value = compute(image)
-    _PER_IMAGE[name] = (image, value)
-    return value
+def _inner_ferrule(f: np.ndarray, first: int, last: int, t_a: float, t_b: float,
+                   shaft_f: float, scale: NeedleScale) -> tuple[float, bool, float, bool]:
+    """The ends ``(t_a, ferrule_a, t_b, ferrule_b)`` of the shaft run ``first..last`` when
+    its ferrule lies inside the run: a needle's shaft runs on inside its hub to the luer, so
+    the line seen may go ``HUB_BODY_MM`` beyond the ferrule. A ferrule is a stretch of at
+    least ``FERRULE_MIN_MM`` where the collar darkening ``f`` stands out as at the ends
+    (``_end``), near one end of the run and not the other; that end is the hub's, and its
+    position is the ferrule's distal edge (the shaft-hub junction). Otherwise the ends are
+    returned as they were, without a ferrule."""
+    n = last - first + 1
+    reach = HUB_BODY_MM / scale.spacing_mm
+    smooth = np.convolve(f[first:last + 1], np.ones(3) / 3.0, mode="same")
+    found = []
+    for r0, r1 in _runs(smooth > max(0.3, shaft_f + 0.25), 1):
+        to_a, to_b = r0, n - 1 - r1  # rows from the ferrule to each end
+        if r1 - r0 + 1 >= FERRULE_MIN_MM / scale.spacing_mm and min(to_a, to_b) <= reach \
+                and min(to_a, to_b) <= SHORTER_SIDE * max(to_a, to_b):
+            found.append((r0, r1, to_a < to_b))
+    if len(found) != 1:
+        return t_a, False, t_b, False
+    r0, r1, at_a = found[0]
+    half = 0.5 * (float(np.max(smooth[r0:r1 + 1])) + shaft_f)
+    if at_a:  # the junction is the ferrule's edge toward b
+        return first + _crossing(smooth, r1, 1, half), True, t_b, False
+    return t_a, False, first + _crossing(smooth, r0, -1, half), True
 
 
 def field_mask(image: np.ndarray) -> np.ndarray:
@@ -388,13 +470,12 @@ def field_mask(image: np.ndarray) -> np.ndarray:
     True inside. Outside is what is dark (below ``FIELD_DARK`` of the thumbnail's median) and
     connected to the image border: the collimator's blades and iris, not a dark object within
     the field. Computed once per image."""
-    return _once_per_image("field", image, _field_mask)
+    return once_per_image("field", image, _field_mask)
 
 
 def _field_mask(image: np.ndarray) -> np.ndarray:
     h, w = image.shape
-    thumb = cv2.resize(np.asarray(image, np.float32), (max(w // FIELD_THUMB, 1),
-                       max(h // FIELD_THUMB, 1)), interpolation=cv2.INTER_AREA)
+    thumb = area_thumbnail(image, (max(w // FIELD_THUMB, 1), max(h // FIELD_THUMB, 1)))
     dark = (thumb < FIELD_DARK * float(np.median(thumb))).astype(np.uint8)
     count, labels = cv2.connectedComponents(dark, connectivity=4)
     border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
@@ -408,7 +489,8 @@ def _leaves_field(image: np.ndarray, x: float, y: float, ux: float, uy: float,
     collimated field within ``reach_px``."""
     inside = field_mask(image)
     h, w = image.shape
-    for step in np.linspace(0.0, reach_px, 6):
+    for i in range(6):
+        step = reach_px * i / 5.0
         xi, yi = x + step * ux, y + step * uy
         if not (0.0 <= xi <= w - 1 and 0.0 <= yi <= h - 1):
             return True
@@ -421,14 +503,14 @@ def _leaves_field(image: np.ndarray, x: float, y: float, ux: float, uy: float,
 
 def _typical_level(image: np.ndarray) -> float:
     """The frame's typical brightness (a sparse median), computed once per image."""
-    return _once_per_image("typical", image, lambda im: float(np.median(im[::16, ::16])))
+    return once_per_image("typical", image, lambda im: float(np.median(im[::16, ::16])))
 
 
 def _confidence(level: float, resid: float, length: float, support: int, thin: float,
                 scale: NeedleScale) -> float:
     """0..1 from contrast, straightness, length, support and thinness (product of ramps)."""
     def ramp(x: float, lo: float, hi: float) -> float:
-        return float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
+        return min(max((x - lo) / (hi - lo), 0.0), 1.0)
 
     return (ramp(level, 0.10, 0.25) * ramp(-resid, -1.0, -0.4)
             * ramp(length, 0.7 * scale.min_length_px, 2.0 * scale.min_length_px)

@@ -51,8 +51,11 @@ WINDOW = 10  # measured frames of tip history the motion trend is fitted over
 # half-maximum is noisy); a needle being advanced at 2-6 mm/s passes 3.5 mm within 1-2 s.
 WORKED_LO_MM, WORKED_HI_MM = 2.0, 3.5
 RECENT_FRAMES = 3  # tips whose median is where the track started, and where it is now
-JUMP_MM_S = 40.0  # a tip faster than this jumped (the simulator's quickest push: 35 mm/s) ...
+IMAGE_MOVE_MM = 1.0  # travel counts only while the tip has also moved this far in the image
+JUMP_MM_S = 25.0  # a tip faster than this jumped (a hand advances a needle at 1-20 mm/s) ...
 JUMP_FACTOR = 3.0  # ... if its step is also this many times its recent ones (plus 1 mm)
+JUMPS = 2  # a tip that jumped this many times
+JUMP_WINDOW_S = 5.0  # ... within this long is not vouched for
 # ... and while its recent tips stray from its current line (RMS) by more than LATERAL_LO_MM
 # it is not (0 at LATERAL_HI_MM): a needle moves along its shaft (0.04-0.13 mm RMS on the
 # validation family, more only while it is redirected), a vessel or a catheter that the heart
@@ -112,6 +115,9 @@ class TrackEvidence:
     start: list[tuple[float, float]] = field(default_factory=list)
     hub_start: list[tuple[float, float]] = field(default_factory=list)
     hubs: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=RECENT_FRAMES))
+    image_start: list[tuple[float, float]] = field(default_factory=list)
+    images: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_FRAMES))
     travel_mm: float = 0.0
     lateral_mm: float = 0.0
     now_s: float = 0.0
@@ -121,6 +127,7 @@ class TrackEvidence:
     _extreme_mm: float = 0.0
     _heading: int = 0  # +1 / -1: moving out / in along the shaft since the last reversal
     reversals_s: deque[float] = field(default_factory=lambda: deque(maxlen=8))
+    jumps_s: deque[float] = field(default_factory=lambda: deque(maxlen=8))
     _steps: deque[float] = field(default_factory=lambda: deque(maxlen=3))  # recent tip steps
     worked_mm: float = 0.0
     trend_mm: float = 0.0
@@ -132,16 +139,19 @@ class TrackEvidence:
     age: int = 0
 
     def add(self, seg: Segment, tip_mm: tuple[float, float], frame: int,
-            t_s: float | None = None, hub_mm: tuple[float, float] | None = None) -> None:
+            t_s: float | None = None, hub_mm: tuple[float, float] | None = None,
+            image_tip_mm: tuple[float, float] | None = None) -> None:
         """One more frame (index ``frame``, at the source's clock ``t_s`` s when known) in
         which the track was measured, its tip at ``tip_mm`` and its hub end at ``hub_mm`` in
-        anatomy coordinates."""
+        anatomy coordinates, its tip at ``image_tip_mm`` in image coordinates (mm from the
+        image origin; default: ``tip_mm``, no anatomy motion)."""
         now_s = t_s if t_s is not None else frame / NOMINAL_FPS
         hub_mm = hub_mm if hub_mm is not None else tip_mm
+        image_tip_mm = image_tip_mm if image_tip_mm is not None else tip_mm
         if self.history:
             last_s, last_x, last_y = self.history[-1]
             step_mm = math.hypot(tip_mm[0] - last_x, tip_mm[1] - last_y)
-            usual_mm = float(np.median(self._steps)) if self._steps else 0.0
+            usual_mm = _median(self._steps) if self._steps else 0.0
             self._steps.append(step_mm)
             # faster than a hand, and out of the blue: a push gathers speed over frames
             if (step_mm > JUMP_MM_S * max(now_s - last_s, 1.0 / NOMINAL_FPS)
@@ -152,11 +162,14 @@ class TrackEvidence:
                 # earned again from here
                 self.gap()
                 self.travel_mm = 0.0
+                self.jumps_s.append(now_s)
         self.history.append((now_s, tip_mm[0], tip_mm[1]))
         self.hubs.append(hub_mm)
+        self.images.append(image_tip_mm)
         if len(self.start) < RECENT_FRAMES:
             self.start.append(tip_mm)
             self.hub_start.append(hub_mm)
+            self.image_start.append(image_tip_mm)
         if len(self.history) >= RECENT_FRAMES:
             ux, uy = seg.direction  # a needle is pushed and pulled along its shaft
             tip = _axial(self.start, list(self.history)[-RECENT_FRAMES:], ux, uy, 1)
@@ -166,7 +179,12 @@ class TrackEvidence:
             # along a fixed line (into a screw head, along a K-wire), not a needle being worked
             travel = abs(tip) if self.hub_out >= 0.5 else (
                 min(abs(tip), abs(hub)) if tip * hub > 0.0 else 0.0)
-            self.travel_mm = max(self.travel_mm, travel)
+            # and a needle is in the patient: a line that keeps still in the image while
+            # the anatomy moves under it (a table's rail, a collimator's or a wedge's edge:
+            # fixed to the detector) has travelled against the anatomy without being worked
+            image = _axial(self.image_start, list(self.images), ux, uy, 0)
+            if abs(image) >= IMAGE_MOVE_MM:
+                self.travel_mm = max(self.travel_mm, travel)
         h = np.asarray(self.history)[:, 1:]
         ux, uy = seg.direction
         across = -(h[:, 0] - tip_mm[0]) * uy + (h[:, 1] - tip_mm[1]) * ux
@@ -187,7 +205,8 @@ class TrackEvidence:
         start of the travel begin again with the next frame."""
         self.history.clear()
         self.hubs.clear()
-        self.start, self.hub_start = [], []
+        self.start, self.hub_start, self.image_start = [], [], []
+        self.images.clear()
         self._recent.clear()
         self._smoothed = None
 
@@ -196,7 +215,7 @@ class TrackEvidence:
         """Count reversals of the tip's motion along the shaft (a zig-zag with hysteresis
         ``SWING_MM`` on the median of the last three tips, so one bad frame does not count)."""
         self._recent.append(tip_mm)
-        smoothed = tuple(np.median(np.asarray(self._recent), axis=0))
+        smoothed = _median_xy(self._recent)
         if self._smoothed is not None:
             self.axial_mm += ((smoothed[0] - self._smoothed[0]) * direction[0]
                               + (smoothed[1] - self._smoothed[1]) * direction[1])
@@ -211,17 +230,35 @@ class TrackEvidence:
             self.reversals_s.append(now_s)
             self._heading, self._extreme_mm = -self._heading, self.axial_mm
 
+    def jumping(self) -> bool:
+        """Whether the tip has jumped ``JUMPS`` times within ``JUMP_WINDOW_S``: its end is
+        found at one place, then at another (a line ending at a dark object, a rail in the
+        noise): where it is, is not known."""
+        return sum(self.now_s - t <= JUMP_WINDOW_S for t in self.jumps_s) >= JUMPS
+
     def swinging(self) -> bool:
         """Whether the tip has swung to and fro ``SWINGS`` times within ``SWING_WINDOW_S``."""
         return sum(self.now_s - t <= SWING_WINDOW_S for t in self.reversals_s) >= SWINGS
 
 
+def _median(values) -> float:
+    """Median of a few numbers (plain Python: numpy's call costs more than the sort)."""
+    v = sorted(values)
+    n = len(v)
+    return float(v[n // 2]) if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2])
+
+
+def _median_xy(points, first: int = 0) -> tuple[float, float]:
+    """Per-coordinate median of a few points (their x, y from column ``first`` on)."""
+    return (_median([p[first] for p in points]), _median([p[first + 1] for p in points]))
+
+
 def _axial(start: list, recent: list, ux: float, uy: float, first: int) -> float:
     """Signed distance along (ux, uy), mm, from the median of ``start`` (x, y) points to the
     median of ``recent`` (their x, y from column ``first`` on)."""
-    a = np.median(np.asarray(start, float), axis=0)
-    b = np.median(np.asarray(recent, float)[:, first:first + 2], axis=0)
-    return float((b[0] - a[0]) * ux + (b[1] - a[1]) * uy)
+    a = _median_xy(start)
+    b = _median_xy(recent, first)
+    return (b[0] - a[0]) * ux + (b[1] - a[1]) * uy
 
 
 def _trend(history: deque[tuple[float, float, float]]) -> tuple[float, float]:
@@ -276,13 +313,14 @@ def worked_factor(ev: TrackEvidence) -> float:
     breath moves is carried sideways) from ``WORKED_LO_MM`` to ``WORKED_HI_MM``, times a ramp
     from 1 to 0 as its recent tips stray from its current line (``lateral_mm``, RMS) from
     ``LATERAL_LO_MM`` to ``LATERAL_HI_MM``; 0 while its tip swings to and fro
-    (``TrackEvidence.swinging``). Hardware, bone and a K-wire
-    left in place move only with the anatomy and stay at 0, however needle-like they look in
-    one frame: the tracker's confidence is the shape model's probability times this factor,
-    so a line that never moved is at most "unsure" (DESIGN.md: right, or honestly unsure)."""
+    (``TrackEvidence.swinging``) or its end jumps from place to place (``jumping``).
+    Hardware, bone and a K-wire left in place move only with the anatomy and stay at 0,
+    however needle-like they look in one frame: the tracker's confidence is the shape
+    model's probability times this factor, so a line that never moved is at most "unsure"
+    (DESIGN.md: right, or honestly unsure)."""
     worked = (ev.travel_mm - WORKED_LO_MM) / (WORKED_HI_MM - WORKED_LO_MM)
     along = (LATERAL_HI_MM - ev.lateral_mm) / (LATERAL_HI_MM - LATERAL_LO_MM)
-    if ev.swinging():
+    if ev.swinging() or ev.jumping():
         return 0.0
     return float(np.clip(worked, 0.0, 1.0) * np.clip(along, 0.0, 1.0))
 

@@ -27,18 +27,23 @@ def _segment(hub_exits=False):
                    hub_exits=hub_exits)
 
 
-def _feed(evidence, along_mm, across_mm=None, hub_along_mm=None, hub_exits=False, t0=0.0):
+def _feed(evidence, along_mm, across_mm=None, hub_along_mm=None, hub_exits=False, t0=0.0,
+          image_along_mm=None):
     """Frames with the tip ``along_mm[i]`` along the shaft (and ``across_mm[i]`` across it)
-    from a fixed origin, the hub 50 mm behind it (or at ``hub_along_mm[i]``); the worked
-    factor after each frame."""
+    from a fixed origin, the hub 50 mm behind it (or at ``hub_along_mm[i]``), in anatomy
+    coordinates; in the image the tip is at ``image_along_mm[i]`` along the shaft (default:
+    where it is in the anatomy, which keeps still); the worked factor after each frame."""
     across_mm = np.zeros(len(along_mm)) if across_mm is None else across_mm
     hub_along_mm = np.asarray(along_mm) - 50.0 if hub_along_mm is None else hub_along_mm
+    image_along_mm = along_mm if image_along_mm is None else image_along_mm
     nx, ny = -AXIS[1], AXIS[0]
     out = []
-    for i, (a, c, h) in enumerate(zip(along_mm, across_mm, hub_along_mm, strict=True)):
+    for i, (a, c, h, m) in enumerate(zip(along_mm, across_mm, hub_along_mm, image_along_mm,
+                                         strict=True)):
         tip = (a * AXIS[0] + c * nx, a * AXIS[1] + c * ny)
         hub = (h * AXIS[0] + c * nx, h * AXIS[1] + c * ny)
-        evidence.add(_segment(hub_exits), tip, i, t0 + i / FPS, hub)
+        image_tip = (m * AXIS[0] + c * nx, m * AXIS[1] + c * ny)
+        evidence.add(_segment(hub_exits), tip, i, t0 + i / FPS, hub, image_tip)
         out.append(worked_factor(evidence))
     return np.array(out)
 
@@ -88,6 +93,27 @@ def test_a_measurement_that_jumps_along_a_fixed_line_does_not_count_as_travel():
     along = np.concatenate([np.zeros(30), np.full(20, 6.0), np.full(20, 12.0)])
     factor = _feed(TrackEvidence(), along, hub_exits=True)
     assert factor.max() == 0.0
+
+
+def test_an_end_found_at_one_place_then_another_is_not_vouched_for():
+    # the end of a rail in the noise, or of a line at a dark object: found 3.5 mm on, then
+    # back (each a jump no hand makes), then on again by a step just short of a jump, where
+    # it stays: between the jumps it keeps still, as hardware does
+    along = np.concatenate([np.zeros(5), np.full(5, 3.5), np.zeros(2), np.full(40, 2.6)])
+    factor = _feed(TrackEvidence(), along, hub_exits=True)
+    assert factor.max() == 0.0
+
+
+def test_a_line_that_keeps_still_in_the_image_while_the_anatomy_moves_is_not_worked():
+    # a table's rail or a collimator's edge: fixed to the detector, so against the anatomy
+    # it travels as far as the breath carries the patient (here 6 mm, along its length)
+    breath = 3.0 - 3.0 * np.cos(np.arange(90) / FPS * 2.0 * math.pi / 4.0)
+    fixed = _feed(TrackEvidence(), -breath, hub_exits=True, image_along_mm=np.zeros(90))
+    assert fixed.max() == 0.0
+    # a needle advanced while the patient breathes: it moves in the image too
+    t = np.arange(90) / FPS
+    pushed = _feed(TrackEvidence(), 3.0 * t, hub_exits=True, image_along_mm=3.0 * t + breath)
+    assert pushed[-1] == 1.0
 
 
 def test_with_the_hub_in_the_field_the_hub_must_move_with_the_tip():
