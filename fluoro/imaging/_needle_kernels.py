@@ -201,14 +201,8 @@ def sample_strip(img, ox, oy, ux, uy, t0, out):
         for j in range(ns):
             x = bx + j * nx
             y = by + j * ny
-            if 0.0 <= x < cols - 1.0 and 0.0 <= y < rows - 1.0:  # the common case, inline
-                x0 = int(x)
-                y0 = int(y)
-                fx = x - x0
-                fy = y - y0
-                a = img[y0, x0] * (1.0 - fx) + img[y0, x0 + 1] * fx
-                b = img[y0 + 1, x0] * (1.0 - fx) + img[y0 + 1, x0 + 1] * fx
-                out[i, j] = a * (1.0 - fy) + b * fy
+            if 0.0 <= x < cols - 1.0 and 0.0 <= y < rows - 1.0:  # the common case
+                out[i, j] = _inner(img, x, y)
             else:  # on the last row or column, or outside: NaN
                 out[i, j] = bilinear(img, x, y)
 

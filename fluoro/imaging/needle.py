@@ -397,9 +397,10 @@ class NeedleTracker:
         self._rejected = [r for r in self._rejected if self._frame - r[2] < REJECTED_FRAMES]
         self._queue = [(origin, direction, t_lo, t_hi) for origin, direction, t_lo, t_hi
                        in hypotheses(img, scale, self._buffers, wanted)
-                       if not any(tr.measured and _on_line(origin, direction, tr.segment)
+                       if not any(tr.measured and _on_line(origin, direction, tr.segment.tip,
+                                                           tr.segment.direction)
                                   for tr in self._tracks)
-                       and not any(_same_hypothesis(origin, direction, o, d)
+                       and not any(_on_line(origin, direction, o, d)
                                    for o, d, _ in self._rejected)]
 
     def _measure_queued(self, img: np.ndarray, scale: NeedleScale, t_s: float | None,
@@ -407,12 +408,13 @@ class NeedleTracker:
         px_mm = 1.0 / scale.spacing_mm
         while self._queue and count > 0:
             origin, direction, t_lo, t_hi = self._queue.pop(0)
-            if any(tr.measured and _on_line(origin, direction, tr.segment)
-                   for tr in self._tracks):
+            if any(tr.measured and _on_line(origin, direction, tr.segment.tip,
+                                            tr.segment.direction) for tr in self._tracks):
                 continue
             count -= 1
             prior = next((tr.segment.direction for tr in self._tracks
-                          if _on_line(origin, direction, tr.segment)), None)
+                          if _on_line(origin, direction, tr.segment.tip, tr.segment.direction)),
+                         None)
             seg = measure(img, origin, direction, t_lo, t_hi, 2.0 * px_mm, scale, prior=prior)
             if seg is None:
                 self._rejected.append((origin, direction, self._frame))
@@ -555,16 +557,11 @@ def _collinear(a: Segment, b: Segment) -> bool:
     return dist < 2.0 and cos > math.cos(math.radians(SAME_DEG))
 
 
-def _same_hypothesis(o1: tuple[float, float], d1: tuple[float, float],
-                     o2: tuple[float, float], d2: tuple[float, float]) -> bool:
-    """Two search lines (origin, unit direction, either sign) that are one line."""
-    dist = abs(-(o2[0] - o1[0]) * d1[1] + (o2[1] - o1[1]) * d1[0])
-    return dist < 3.0 and abs(d1[0] * d2[0] + d1[1] * d2[1]) > math.cos(math.radians(3.0))
-
-
-def _on_line(origin: tuple[float, float], direction: tuple[float, float], seg: Segment) -> bool:
-    """A hypothesis already measured: the segment's tip is on its line, directions agree."""
+def _on_line(origin: tuple[float, float], direction: tuple[float, float],
+             point: tuple[float, float], point_direction: tuple[float, float]) -> bool:
+    """A line already seen: ``point`` (a tracked tip, another search line's origin) lies on
+    the line ``origin`` + t ``direction`` and the directions agree (either sign)."""
     ux, uy = direction
-    dist = abs(-(seg.tip[0] - origin[0]) * uy + (seg.tip[1] - origin[1]) * ux)
-    cos = abs(ux * seg.direction[0] + uy * seg.direction[1])
+    dist = abs(-(point[0] - origin[0]) * uy + (point[1] - origin[1]) * ux)
+    cos = abs(ux * point_direction[0] + uy * point_direction[1])
     return dist < 3.0 and cos > math.cos(math.radians(3.0))

@@ -203,14 +203,7 @@ def measure(image: np.ndarray, origin: tuple[float, float], direction: tuple[flo
     vx, vy = vx / vn, vy / vn
     # aligned strip along the refined axis, over the same span (row i at distance i from p)
     nt2 = int(nt * vn) + 1
-    half2 = math.ceil(scale.far_px) + 2
-    aligned = np.empty((nt2, 2 * half2 + 1), np.float32)
-    k.sample_strip(image, px, py, vx, vy, 0.0, aligned)
-    c = np.empty(nt2)
-    f = np.empty(nt2)
-    lvl = np.empty(nt2)
-    g = np.empty(nt2)
-    k.axis_profiles(aligned, 1, scale.side_px, scale.collar_px, scale.far_px, c, f, lvl, g)
+    c, f, lvl, g = _axis_profiles(image, (px, py), (vx, vy), 0.0, nt2, scale)
     rows = np.clip((t_inl * vn).astype(int), 0, nt2 - 1)
     level = max(k.finite_median(c[rows]), shaft_level)
     if not np.isfinite(level) or level < MIN_CONTRAST:
@@ -419,6 +412,20 @@ def _end(c: np.ndarray, f: np.ndarray, i: int, step: int, level: float, shaft_f:
     return t_end, ferrule
 
 
+def _axis_profiles(image: np.ndarray, origin: tuple[float, float],
+                   direction: tuple[float, float], t0: float, rows: int, scale: NeedleScale
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The profiles ``(c, f, lvl, g)`` of ``k.axis_profiles`` along the line ``origin`` +
+    t ``direction`` (unit), one row per pixel from ``t0``, ``rows`` of them: the image is
+    straightened into a strip wide enough for the far background samples first."""
+    half = math.ceil(scale.far_px) + 2
+    strip = np.empty((rows, 2 * half + 1), np.float32)
+    k.sample_strip(image, origin[0], origin[1], direction[0], direction[1], t0, strip)
+    c, f, lvl, g = np.empty(rows), np.empty(rows), np.empty(rows), np.empty(rows)
+    k.axis_profiles(strip, 1, scale.side_px, scale.collar_px, scale.far_px, c, f, lvl, g)
+    return c, f, lvl, g
+
+
 def _line_past_hub_mm(image: np.ndarray, hub: tuple[float, float],
                       away: tuple[float, float], level: float, upto_mm: float,
                       scale: NeedleScale) -> float:
@@ -427,12 +434,8 @@ def _line_past_hub_mm(image: np.ndarray, hub: tuple[float, float],
     is at ``hub``: the ferrule itself (up to ``FERRULE_SKIP_MM``) may interrupt it, and
     the shaft inside a hub goes on for up to ``HUB_BODY_MM``."""
     skip = int(FERRULE_SKIP_MM / scale.spacing_mm)
-    rows = skip + int(upto_mm / scale.spacing_mm) + 1
-    half = math.ceil(scale.far_px) + 2
-    strip = np.empty((rows, 2 * half + 1), np.float32)
-    k.sample_strip(image, hub[0], hub[1], away[0], away[1], 0.0, strip)
-    c, f, lvl, g = np.empty(rows), np.empty(rows), np.empty(rows), np.empty(rows)
-    k.axis_profiles(strip, 1, scale.side_px, scale.collar_px, scale.far_px, c, f, lvl, g)
+    c = _axis_profiles(image, hub, away, 0.0, skip + int(upto_mm / scale.spacing_mm) + 1,
+                       scale)[0]
     on = c >= 0.5 * level  # NaN compares False
     runs = [r for r in _runs(on, int(1.0 / scale.spacing_mm)) if r[0] <= skip]
     return max((r[1] for r in runs), default=0) * scale.spacing_mm
@@ -444,9 +447,11 @@ def _inner_ferrule(f: np.ndarray, first: int, last: int, t_a: float, t_b: float,
     its ferrule lies inside the run: a needle's shaft runs on inside its hub to the luer, so
     the line seen may go ``HUB_BODY_MM`` beyond the ferrule. A ferrule is a stretch of at
     least ``FERRULE_MIN_MM`` where the collar darkening ``f`` stands out as at the ends
-    (``_end``), near one end of the run and not the other; that end is the hub's, and its
-    position is the ferrule's distal edge (the shaft-hub junction). Otherwise the ends are
-    returned as they were, without a ferrule."""
+    (``_end``), within ``HUB_BODY_MM`` of one end and nearer it than ``SHORTER_SIDE`` of its
+    distance to the other (a hub holds less shaft than is seen of a needle in use); that end
+    is the hub's, and its position is the ferrule's distal edge (the shaft-hub junction).
+    Otherwise (no such ferrule, or more than one) the ends are returned as they were,
+    without a ferrule."""
     n = last - first + 1
     reach = HUB_BODY_MM / scale.spacing_mm
     smooth = np.convolve(f[first:last + 1], np.ones(3) / 3.0, mode="same")

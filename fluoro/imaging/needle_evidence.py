@@ -234,11 +234,16 @@ class TrackEvidence:
         """Whether the tip has jumped ``JUMPS`` times within ``JUMP_WINDOW_S``: its end is
         found at one place, then at another (a line ending at a dark object, a rail in the
         noise): where it is, is not known."""
-        return sum(self.now_s - t <= JUMP_WINDOW_S for t in self.jumps_s) >= JUMPS
+        return _within(self.jumps_s, self.now_s, JUMP_WINDOW_S) >= JUMPS
 
     def swinging(self) -> bool:
         """Whether the tip has swung to and fro ``SWINGS`` times within ``SWING_WINDOW_S``."""
-        return sum(self.now_s - t <= SWING_WINDOW_S for t in self.reversals_s) >= SWINGS
+        return _within(self.reversals_s, self.now_s, SWING_WINDOW_S) >= SWINGS
+
+
+def _within(times_s, now_s: float, window_s: float) -> int:
+    """How many of ``times_s`` are at most ``window_s`` before ``now_s``."""
+    return sum(now_s - t <= window_s for t in times_s)
 
 
 def _median(values) -> float:
